@@ -1,0 +1,6 @@
+// graceful: bounded-concurrency async work with graceful shutdown, on Boost.Asio.
+// The umbrella header: every public component.
+#pragma once
+
+#include <graceful/async_semaphore.hpp>
+#include <graceful/error.hpp>
