@@ -4,3 +4,6 @@
 
 #include <graceful/async_semaphore.hpp>
 #include <graceful/error.hpp>
+#include <graceful/report.hpp>
+#include <graceful/run_tasks.hpp>
+#include <graceful/shield.hpp>

@@ -1,16 +1,25 @@
 // Built against the installed package only: find_package(graceful) + graceful::graceful.
 #include <graceful/graceful.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
+#include <chrono>
 #include <cstdio>
+#include <functional>
 #include <vector>
 
-int main() {
-  boost::asio::io_context ctx;
+namespace asio = boost::asio;
+
+// The semaphore with a callback token: FIFO grants, then close().
+static bool semaphore_ok() {
+  asio::io_context ctx;
   graceful::async_semaphore sem(ctx.get_executor(), 1);
   std::vector<int> order;
-  std::vector<graceful::semaphore_permit> held;
   for (int i = 0; i < 3; ++i) {
     sem.async_acquire([&, i](boost::system::error_code ec, graceful::semaphore_permit p) {
       if (ec) return;
@@ -28,5 +37,50 @@ int main() {
   bool closed_ok = after_close == graceful::error::semaphore_closed;
   std::printf("consumer: granted %zu of 3%s, closed %s\n", order.size(),
               in_order ? " in order" : " OUT OF ORDER", closed_ok ? "ok" : "WRONG");
-  return in_order && closed_ok ? 0 : 1;
+  return in_order && closed_ok;
+}
+
+// 50 one-hour tasks, limit 4, the operation cancelled through its slot after 50 ms.
+static bool run_ok() {
+  asio::io_context ctx;
+  int cleaned = 0;
+  std::vector<std::function<asio::awaitable<void>()>> tasks(50, [&]() -> asio::awaitable<void> {
+    struct cleanup {
+      int& n;
+      ~cleanup() { ++n; }
+    } c{cleaned};
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+    co_await t.async_wait(asio::use_awaitable);
+  });
+  asio::cancellation_signal sig;
+  graceful::run_report report;
+  auto t0 = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration took{};
+  graceful::async_run_tasks(
+      ctx.get_executor(), std::move(tasks), 4,
+      asio::bind_cancellation_slot(sig.slot(), [&](boost::system::error_code, graceful::run_report r) {
+        took = std::chrono::steady_clock::now() - t0;
+        report = std::move(r);
+      }));
+  asio::steady_timer after(ctx, std::chrono::milliseconds(50));
+  after.async_wait([&](boost::system::error_code) { sig.emit(asio::cancellation_type::terminal); });
+  ctx.run();
+  using graceful::task_outcome;
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  std::printf("consumer: run: %zu cancelled_running (%d cleaned), %zu cancelled_queued, %zu not_started, "
+              "%zu completed, handler after %lld ms\n",
+              report.count(task_outcome::cancelled_running), cleaned,
+              report.count(task_outcome::cancelled_queued), report.count(task_outcome::not_started),
+              report.count(task_outcome::completed), static_cast<long long>(ms));
+  return report.count(task_outcome::cancelled_running) == 4 && cleaned == 4 &&
+         report.count(task_outcome::cancelled_queued) + report.count(task_outcome::not_started) == 46 &&
+         report.count(task_outcome::completed) == 0 && ms < 1000 &&
+         report.cause() == graceful::stop_cause::cancelled;
+}
+
+int main() {
+  bool ok = semaphore_ok();
+  ok = run_ok() && ok;
+  std::printf("consumer: %s\n", ok ? "all ok" : "FAILED");
+  return ok ? 0 : 1;
 }

@@ -1,0 +1,133 @@
+// graceful: bounded-concurrency async work with graceful shutdown, on Boost.Asio.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <iosfwd>
+#include <memory>
+#include <stdexcept>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+namespace graceful {
+
+/// How one task ended (or why it never began).
+enum class task_outcome : std::uint8_t {
+  completed,          ///< returned normally (even if a cancel came too late to matter)
+  failed,             ///< threw; run_report::error(i) holds the exception
+  cancelled_running,  ///< ended by operation_aborted after the run asked it to stop
+  cancelled_queued,   ///< was waiting for a concurrency slot when the run stopped
+  not_started,        ///< the run stopped before this task was reached
+};
+
+/// What stopped a run early, if anything did.
+enum class stop_cause : std::uint8_t {
+  none,       ///< nothing: every task was run (failures under the default policy included)
+  signal,     ///< a signal (SIGINT, SIGTERM...): signal_number() tells which
+  cancelled,  ///< per-operation cancellation of async_run_tasks
+  failure,    ///< a task failed under failure_policy::cancel_all
+  deadline,   ///< the run's deadline passed
+};
+
+std::ostream& operator<<(std::ostream& os, task_outcome o);
+std::ostream& operator<<(std::ostream& os, stop_cause c);
+
+namespace detail {
+struct task_source;
+struct report_builder;
+}  // namespace detail
+
+/// The result of a run: one outcome per input task, in input order.
+///
+/// Every task appears exactly once. The tasks that never started can be taken
+/// back (take_unstarted) to run them later: nothing is silently dropped.
+class run_report {
+ public:
+  run_report() = default;
+
+  /// Number of tasks the run was given.
+  std::size_t size() const noexcept { return outcomes_.size(); }
+
+  /// How task `i` (input order) ended. Throws std::out_of_range past size().
+  task_outcome outcome(std::size_t i) const { return outcomes_.at(i); }
+
+  /// The exception of a failed task; null for every other outcome.
+  std::exception_ptr error(std::size_t i) const;
+
+  /// How many tasks ended with `o`.
+  std::size_t count(task_outcome o) const noexcept {
+    return counts_[static_cast<std::size_t>(o)];
+  }
+
+  /// Tasks that began running: completed + failed + cancelled_running.
+  std::size_t started() const noexcept {
+    return count(task_outcome::completed) + count(task_outcome::failed) +
+           count(task_outcome::cancelled_running);
+  }
+
+  /// The input indices of the tasks that ended with `o`, ascending.
+  std::vector<std::size_t> indices(task_outcome o) const;
+
+  stop_cause cause() const noexcept { return cause_; }
+
+  /// The signal that stopped the run; 0 unless cause() == stop_cause::signal.
+  int signal_number() const noexcept { return signal_; }
+
+  /// 0 when every task completed; 128+n after signal n; 1 otherwise.
+  int exit_code() const noexcept;
+
+  /// Moves out the tasks that never started (cancelled_queued and
+  /// not_started), in input order; afterwards the report holds none of them.
+  /// `Task` must be the element type of the vector the run was given
+  /// (std::invalid_argument otherwise).
+  template <class Task>
+  std::vector<Task> take_unstarted();
+
+ private:
+  friend struct detail::report_builder;
+
+  std::vector<task_outcome> outcomes_;
+  std::vector<std::pair<std::size_t, std::exception_ptr>> errors_;  // by index
+  std::array<std::size_t, 5> counts_{};
+  stop_cause cause_ = stop_cause::none;
+  int signal_ = 0;
+  std::shared_ptr<detail::task_source> tasks_;  // the run's tasks, for take_unstarted
+};
+
+namespace detail {
+
+// Type-erased access to the std::vector<Task> a run was given.
+struct task_source {
+  task_source() = default;
+  task_source(const task_source&) = delete;
+  task_source& operator=(const task_source&) = delete;
+  virtual ~task_source() = default;
+  virtual std::size_t size() const noexcept = 0;
+  virtual const std::type_info& task_type() const noexcept = 0;
+  void* tasks;  // the std::vector<Task>
+};
+
+}  // namespace detail
+
+template <class Task>
+std::vector<Task> run_report::take_unstarted() {
+  std::vector<Task> out;
+  if (!tasks_) return out;
+  if (tasks_->task_type() != typeid(Task)) {
+    throw std::invalid_argument(
+        "graceful::run_report::take_unstarted: Task is not the task type the run was given");
+  }
+  auto& all = *static_cast<std::vector<Task>*>(tasks_->tasks);
+  for (std::size_t i = 0; i < outcomes_.size(); ++i) {
+    if (outcomes_[i] == task_outcome::cancelled_queued || outcomes_[i] == task_outcome::not_started) {
+      out.push_back(std::move(all[i]));
+    }
+  }
+  tasks_.reset();
+  return out;
+}
+
+}  // namespace graceful

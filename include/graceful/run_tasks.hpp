@@ -1,0 +1,154 @@
+// graceful: bounded-concurrency async work with graceful shutdown, on Boost.Asio.
+#pragma once
+
+#include <graceful/error.hpp>
+#include <graceful/report.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+namespace graceful {
+
+namespace asio = boost::asio;
+
+/// What a run does when a task fails (throws anything but a cancellation).
+enum class failure_policy : std::uint8_t {
+  /// Record the failure and go on with the others (Python's
+  /// `gather(return_exceptions=True)`).
+  continue_running,
+  /// The first failure stops the run: nothing new starts, running tasks are
+  /// cancelled, cause() is stop_cause::failure (Python's TaskGroup).
+  cancel_all,
+};
+
+/// Options of a run. Signals, the repeated-signal policy and deadlines come
+/// with the blocking run_tasks.
+struct run_options {
+  failure_policy on_failure = failure_policy::continue_running;
+};
+
+/// A task: a callable with no arguments returning asio::awaitable<void>.
+template <class Task>
+concept awaitable_task = std::move_constructible<Task> &&
+    std::same_as<std::invoke_result_t<Task&>, asio::awaitable<void>>;
+
+namespace detail {
+
+// The typed side of a run's task list: calls the stored callables in place, so
+// that a capturing lambda outlives the coroutine it returns.
+struct task_list_base : task_source {
+  virtual bool is_null(std::size_t i) const noexcept = 0;
+  virtual asio::awaitable<void> make(std::size_t i) = 0;
+};
+
+template <class Task>
+struct task_list final : task_list_base {
+  explicit task_list(std::vector<Task> t) : list(std::move(t)) { tasks = &list; }
+  std::size_t size() const noexcept override { return list.size(); }
+  const std::type_info& task_type() const noexcept override { return typeid(Task); }
+  bool is_null(std::size_t i) const noexcept override {
+    if constexpr (requires(const Task& t) { static_cast<bool>(t); }) {
+      return !static_cast<bool>(list[i]);
+    } else {
+      return false;
+    }
+  }
+  asio::awaitable<void> make(std::size_t i) override { return std::invoke(list[i]); }
+
+  std::vector<Task> list;
+};
+
+using run_signature = void(boost::system::error_code, run_report);
+using run_handler = asio::any_completion_handler<run_signature>;
+
+void async_run_tasks_erased(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
+                            std::size_t max_concurrent, run_options options, run_handler handler);
+
+struct run_initiation {
+  template <class Handler>
+  void operator()(Handler&& handler, asio::any_io_executor ex,
+                  std::shared_ptr<task_list_base> tasks, std::size_t max_concurrent,
+                  run_options options) const {
+    async_run_tasks_erased(std::move(ex), std::move(tasks), max_concurrent, options,
+                           run_handler(std::forward<Handler>(handler)));
+  }
+};
+
+}  // namespace detail
+
+/// Runs `tasks` with at most `max_concurrent` of them at once, and joins them.
+///
+/// Tasks start in input order; each runs as its own coroutine on a strand of
+/// `ex` (so the tasks of one run never run in parallel with each other, even on
+/// a multi-threaded executor). The operation completes when every task that
+/// started has ended and its cleanup has run, with a run_report that accounts
+/// for every task exactly once.
+///
+/// A failing task (any exception other than operation_aborted after a stop
+/// request) is recorded with its exception; options.on_failure decides whether
+/// the others go on (default) or are cancelled.
+///
+/// Every task coroutine runs with `throw_if_cancelled(false)`, so that after a
+/// cancellation it can still `co_await graceful::shield(cleanup())`.
+///
+/// @par Completion Signature
+/// @code void(boost::system::error_code ec, graceful::run_report report) @endcode
+/// `ec` is set only when the run could not start: graceful::error::invalid_argument
+/// for `max_concurrent == 0` or an empty (null) callable in `tasks`, with
+/// nothing started and an empty report. A stopped run completes with no error
+/// and the full report (report.cause() says why it stopped), so that a
+/// `use_awaitable` caller never loses the report to an exception. An empty
+/// list completes at once (posted) with an empty report.
+///
+/// @par Per-Operation Cancellation
+/// `terminal`, `partial` and `total` all stop the run: no new task starts;
+/// running tasks get `terminal` cancellation (their awaited operation fails with
+/// operation_aborted) and run their cleanup, shielded awaits included, to the
+/// end; the task waiting for a slot ends `cancelled_queued` and the rest
+/// `not_started`, without ever starting. The handler runs after the last task
+/// was joined, with `report.cause() == stop_cause::cancelled`. Emit the signal
+/// on the handler's executor, as Asio requires. A cancellation after
+/// completion does nothing.
+///
+/// @par Executor
+/// The handler runs on its associated executor (by default `ex`), never inside
+/// async_run_tasks itself. Until then the run is outstanding work there.
+///
+/// @par Thread Safety
+/// The run's state lives on its strand; async_run_tasks may be called from any
+/// thread, several runs may share an executor.
+template <awaitable_task Task,
+          class CompletionToken = asio::default_completion_token_t<asio::any_io_executor>>
+auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
+                     std::size_t max_concurrent, run_options options,
+                     CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, detail::run_signature>(
+      detail::run_initiation{}, token, std::move(ex),
+      std::shared_ptr<detail::task_list_base>(
+          std::make_shared<detail::task_list<Task>>(std::move(tasks))),
+      max_concurrent, options);
+}
+
+/// async_run_tasks with default run_options.
+template <awaitable_task Task,
+          class CompletionToken = asio::default_completion_token_t<asio::any_io_executor>>
+auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
+                     std::size_t max_concurrent, CompletionToken&& token) {
+  return async_run_tasks(std::move(ex), std::move(tasks), max_concurrent, run_options{},
+                         std::forward<CompletionToken>(token));
+}
+
+}  // namespace graceful

@@ -1,0 +1,277 @@
+#include <graceful/async_semaphore.hpp>
+#include <graceful/run_tasks.hpp>
+
+#include "detail/report_builder.hpp"
+
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <memory>
+
+namespace graceful::detail {
+namespace {
+
+enum class end_kind : std::uint8_t { returned, aborted, threw };
+
+struct task_end {
+  end_kind kind = end_kind::returned;
+  std::exception_ptr error;
+};
+
+// Every task runs inside this frame: throw_if_cancelled(false) (it applies to
+// the whole awaitable thread, the user's frames included) lets a cancelled task
+// still co_await its shielded cleanup, and the exception is classified here,
+// once, instead of being rethrown through co_spawn's completion.
+asio::awaitable<task_end> run_one(asio::awaitable<void> task) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  task_end end;
+  try {
+    co_await std::move(task);
+  } catch (const boost::system::system_error& e) {
+    end.kind = e.code() == asio::error::operation_aborted ? end_kind::aborted : end_kind::threw;
+    end.error = std::current_exception();
+  } catch (...) {
+    end.kind = end_kind::threw;
+    end.error = std::current_exception();
+  }
+  co_return end;
+}
+
+// One per concurrency slot in use. Its signal outlives every task it ran (Asio
+// facts 1-2) and is only emitted on the run's strand, where the task runs.
+struct runner {
+  asio::cancellation_signal signal;
+  semaphore_permit permit;
+  std::size_t index = 0;
+  bool busy = false;
+  bool cancel_sent = false;
+};
+
+constexpr auto any_cancellation = asio::cancellation_type::terminal |
+                                  asio::cancellation_type::partial |
+                                  asio::cancellation_type::total;
+
+// The state of one async_run_tasks. Everything below runs on strand_.
+//
+// Tasks [0, next_) have started; the others cost nothing but their stored
+// callable. While every slot is busy the run keeps exactly one acquire parked
+// on the semaphore: its place in the queue, standing for task next_ (reported
+// cancelled_queued if the run stops then). A finishing task hands its permit
+// straight to the next one.
+class run_engine : public std::enable_shared_from_this<run_engine> {
+ public:
+  run_engine(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks, std::size_t limit,
+             run_options options, run_handler handler)
+      : ex_(std::move(ex)),
+        strand_(asio::make_strand(ex_)),
+        tasks_(std::move(tasks)),
+        n_(tasks_->size()),
+        options_(options),
+        handler_(std::move(handler)),
+        work_(asio::prefer(asio::get_associated_executor(handler_, ex_),
+                           asio::execution::outstanding_work.tracked)),
+        slots_(ex_, limit),
+        outcomes_(n_, task_outcome::not_started),
+        runner_count_(std::min(n_, limit)),
+        runners_(std::make_unique<runner[]>(runner_count_)) {
+    free_.reserve(runner_count_);
+    for (std::size_t k = runner_count_; k > 0; --k) free_.push_back(&runners_[k - 1]);
+  }
+
+  const asio::strand<asio::any_io_executor>& strand() const noexcept { return strand_; }
+
+  // Starts what the free slots allow, parks for the rest.
+  void fill() {
+    while (!stopping_ && next_ < n_) {
+      auto permit = slots_.try_acquire();
+      if (!permit) break;
+      launch(next_++, *permit);
+    }
+    if (!stopping_ && next_ < n_ && !parked_) park();
+    maybe_finish();
+  }
+
+  void stop(stop_cause cause, int signal_number) {
+    if (stopping_) return;
+    stopping_ = true;
+    cause_ = cause;
+    signal_ = signal_number;
+    if (parked_) {
+      queued_ = next_;
+      park_signal_.emit(asio::cancellation_type::terminal);
+    }
+    // By index over the fixed array: a completion that ran inline could not
+    // invalidate anything here.
+    for (std::size_t k = 0; k < runner_count_; ++k) {
+      runner& r = runners_[k];
+      if (r.busy && !r.cancel_sent) {
+        r.cancel_sent = true;
+        r.signal.emit(asio::cancellation_type::terminal);
+      }
+    }
+    maybe_finish();
+  }
+
+ private:
+  void park() {
+    parked_ = true;
+    slots_.async_acquire(asio::bind_cancellation_slot(
+        park_signal_.slot(),
+        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec,
+                                                                 semaphore_permit permit) {
+          self->parked_ = false;
+          if (!ec) self->launch_next(permit);
+          self->fill();
+        })));
+  }
+
+  // Starts the next task that can start with `permit`, if any.
+  void launch_next(semaphore_permit& permit) {
+    while (!stopping_ && next_ < n_ && !launch(next_++, permit)) {
+    }
+  }
+
+  // Takes the permit only if task i started.
+  bool launch(std::size_t i, semaphore_permit& permit) {
+    asio::awaitable<void> task;
+    try {
+      task = tasks_->make(i);
+    } catch (...) {  // the callable threw before returning its coroutine
+      record_failure(i, std::current_exception());
+      return false;
+    }
+    runner& r = *free_.back();
+    free_.pop_back();
+    r.index = i;
+    r.busy = true;
+    r.cancel_sent = false;
+    r.permit = std::move(permit);
+    ++running_;
+    asio::co_spawn(strand_, run_one(std::move(task)),
+                   asio::bind_cancellation_slot(
+                       r.signal.slot(), [self = shared_from_this(), &r](std::exception_ptr e,
+                                                                         task_end end) {
+                         self->on_task_end(r, e, std::move(end));
+                       }));
+    return true;
+  }
+
+  void on_task_end(runner& r, std::exception_ptr e, task_end end) {
+    --running_;
+    r.busy = false;
+    free_.push_back(&r);
+    if (e) end = {end_kind::threw, e};
+    switch (end.kind) {
+      case end_kind::returned:
+        outcomes_[r.index] = task_outcome::completed;
+        break;
+      case end_kind::aborted:
+        if (r.cancel_sent) {
+          outcomes_[r.index] = task_outcome::cancelled_running;
+          break;
+        }
+        record_failure(r.index, std::move(end.error));
+        break;
+      case end_kind::threw:
+        record_failure(r.index, std::move(end.error));
+        break;
+    }
+    semaphore_permit permit = std::move(r.permit);
+    launch_next(permit);
+    maybe_finish();
+  }
+
+  void record_failure(std::size_t i, std::exception_ptr error) {
+    outcomes_[i] = task_outcome::failed;
+    errors_.emplace_back(i, std::move(error));
+    if (options_.on_failure == failure_policy::cancel_all) stop(stop_cause::failure, 0);
+  }
+
+  void maybe_finish() {
+    if (finished_ || running_ != 0 || parked_ || (!stopping_ && next_ < n_)) return;
+    finished_ = true;
+    if (queued_ < n_) outcomes_[queued_] = task_outcome::cancelled_queued;
+    auto report = report_builder::make(std::move(outcomes_), std::move(errors_), cause_, signal_,
+                                       std::move(tasks_));
+    asio::any_completion_executor work(std::move(work_));
+    asio::post(ex_, asio::append(std::move(handler_), boost::system::error_code{}, std::move(report)));
+  }
+
+  asio::any_io_executor ex_;
+  asio::strand<asio::any_io_executor> strand_;
+  std::shared_ptr<task_list_base> tasks_;
+  std::size_t n_;
+  run_options options_;
+  run_handler handler_;
+  asio::any_completion_executor work_;
+  async_semaphore slots_;
+  std::vector<task_outcome> outcomes_;
+  std::vector<std::pair<std::size_t, std::exception_ptr>> errors_;
+  std::size_t runner_count_;
+  std::unique_ptr<runner[]> runners_;
+  std::vector<runner*> free_;
+  asio::cancellation_signal park_signal_;
+  std::size_t next_ = 0;
+  std::size_t running_ = 0;
+  std::size_t queued_ = static_cast<std::size_t>(-1);
+  bool parked_ = false;
+  bool stopping_ = false;
+  bool finished_ = false;
+  stop_cause cause_ = stop_cause::none;
+  int signal_ = 0;
+};
+
+// Lives in the caller's cancellation slot; only hops onto the run's strand.
+struct cancel_run {
+  std::weak_ptr<run_engine> engine;
+
+  void operator()(asio::cancellation_type_t type) const {
+    if ((type & any_cancellation) == asio::cancellation_type::none) return;
+    if (auto e = engine.lock()) {
+      asio::dispatch(e->strand(), [e] { e->stop(stop_cause::cancelled, 0); });
+    }
+  }
+};
+
+void complete_now(const asio::any_io_executor& ex, run_handler handler,
+                  boost::system::error_code ec) {
+  asio::post(ex, asio::append(std::move(handler), ec, run_report{}));
+}
+
+}  // namespace
+
+void async_run_tasks_erased(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
+                            std::size_t max_concurrent, run_options options, run_handler handler) {
+  if (max_concurrent == 0) {
+    return complete_now(ex, std::move(handler), make_error_code(error::invalid_argument));
+  }
+  for (std::size_t i = 0, n = tasks->size(); i < n; ++i) {
+    if (tasks->is_null(i)) {
+      return complete_now(ex, std::move(handler), make_error_code(error::invalid_argument));
+    }
+  }
+  if (tasks->size() == 0) return complete_now(ex, std::move(handler), {});
+
+  auto slot = handler.get_cancellation_slot();
+  auto engine = std::make_shared<run_engine>(ex, std::move(tasks), max_concurrent, options,
+                                             std::move(handler));
+  // The slot belongs to the initiating side: connect it here, before any hop.
+  if (slot.is_connected()) slot.template emplace<cancel_run>(cancel_run{engine});
+  asio::dispatch(engine->strand(), [engine] { engine->fill(); });
+}
+
+}  // namespace graceful::detail

@@ -1,0 +1,436 @@
+#include <graceful/run_tasks.hpp>
+#include <graceful/shield.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using graceful::run_report;
+using graceful::stop_cause;
+using graceful::task_outcome;
+using task = std::function<asio::awaitable<void>()>;
+using namespace std::chrono_literals;
+
+namespace {
+
+// What the tasks of one run did; atomics so that multi-threaded runs can share it.
+struct probe {
+  std::atomic<int> invoked{0}, started{0}, finished{0}, cleaned{0}, in_flight{0}, peak{0};
+  std::vector<std::size_t> start_order;  // single-threaded runs only
+  std::function<void()> on_start;        // called after each start
+
+  void start(std::size_t i, bool record_order) {
+    ++started;
+    int now = ++in_flight;
+    int p = peak.load();
+    while (now > p && !peak.compare_exchange_weak(p, now)) {
+    }
+    if (record_order) start_order.push_back(i);
+    if (on_start) on_start();
+  }
+};
+
+// Counts its cleanup when it goes out of scope, however the task ends.
+struct cleanup_guard {
+  probe& p;
+  ~cleanup_guard() {
+    --p.in_flight;
+    ++p.cleaned;
+  }
+};
+
+// A task that waits `d` on a timer (one hour: it only ends when cancelled).
+task sleeper(probe& p, std::size_t i, std::chrono::milliseconds d, bool record_order = true) {
+  return [&p, i, d, record_order]() -> asio::awaitable<void> {
+    ++p.invoked;
+    p.start(i, record_order);
+    cleanup_guard g{p};
+    asio::steady_timer t(co_await asio::this_coro::executor, d);
+    co_await t.async_wait(asio::use_awaitable);
+    ++p.finished;
+  };
+}
+
+std::vector<task> sleepers(probe& p, std::size_t n, std::chrono::milliseconds d) {
+  std::vector<task> v;
+  for (std::size_t i = 0; i < n; ++i) v.push_back(sleeper(p, i, d));
+  return v;
+}
+
+// Result of one async_run_tasks, filled in by its handler.
+struct result {
+  int calls = 0;
+  error_code ec;
+  run_report report;
+  auto handler() {
+    return [this](error_code e, run_report r) {
+      ++calls;
+      ec = e;
+      report = std::move(r);
+    };
+  }
+};
+
+void check_accounting(const run_report& r) {
+  std::size_t sum = 0;
+  for (auto o : {task_outcome::completed, task_outcome::failed, task_outcome::cancelled_running,
+                 task_outcome::cancelled_queued, task_outcome::not_started}) {
+    BOOST_TEST(r.indices(o).size() == r.count(o));
+    sum += r.count(o);
+  }
+  BOOST_TEST(sum == r.size());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(run_tasks)
+
+BOOST_AUTO_TEST_CASE(runs_every_task_in_input_order_within_the_limit) {
+  asio::io_context ctx;
+  probe p;
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 20, 1ms), 3, res.handler());
+  ctx.run();
+  BOOST_TEST(res.calls == 1);
+  BOOST_TEST(!res.ec);
+  BOOST_TEST(res.report.size() == 20u);
+  BOOST_TEST(res.report.count(task_outcome::completed) == 20u);
+  BOOST_TEST(res.report.cause() == stop_cause::none);
+  BOOST_TEST(res.report.exit_code() == 0);
+  BOOST_TEST(p.peak.load() == 3);
+  BOOST_TEST(p.cleaned.load() == 20);
+  std::vector<std::size_t> expected(20);
+  for (std::size_t i = 0; i < 20; ++i) expected[i] = i;
+  BOOST_TEST(p.start_order == expected, boost::test_tools::per_element());
+  check_accounting(res.report);
+}
+
+BOOST_AUTO_TEST_CASE(never_completes_inside_the_initiating_call) {
+  asio::io_context ctx;
+  probe p;
+  result empty, bad, some;
+  graceful::async_run_tasks(ctx.get_executor(), std::vector<task>{}, 2, empty.handler());
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 2, 0ms), 0, bad.handler());
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 2, 0ms), 2, some.handler());
+  BOOST_TEST(empty.calls + bad.calls + some.calls == 0);
+  ctx.run();
+  BOOST_TEST(empty.calls == 1);
+  BOOST_TEST(!empty.ec);
+  BOOST_TEST(empty.report.size() == 0u);
+  BOOST_TEST(empty.report.exit_code() == 0);
+  BOOST_TEST(bad.calls == 1);
+  BOOST_TEST(some.calls == 1);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_is_refused_before_anything_starts) {
+  asio::io_context ctx;
+  probe p;
+  result zero, null_task;
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 3, 0ms), 0, zero.handler());
+  auto with_null = sleepers(p, 3, 0ms);
+  with_null.insert(with_null.begin() + 1, task{});
+  graceful::async_run_tasks(ctx.get_executor(), std::move(with_null), 2, null_task.handler());
+  ctx.run();
+  BOOST_TEST(zero.ec == graceful::error::invalid_argument);
+  BOOST_TEST(null_task.ec == graceful::error::invalid_argument);
+  BOOST_TEST(zero.report.size() == 0u);
+  BOOST_TEST(p.invoked.load() == 0);  // nothing started
+}
+
+BOOST_AUTO_TEST_CASE(cancel_stops_running_queued_and_not_started_tasks) {
+  // The scenario: 50 one-hour tasks, limit 4, cancelled once 4 run.
+  for (auto type : {asio::cancellation_type::terminal, asio::cancellation_type::partial,
+                    asio::cancellation_type::total}) {
+    BOOST_TEST_CONTEXT("cancellation type " << static_cast<int>(type)) {
+      asio::io_context ctx;
+      probe p;
+      asio::cancellation_signal sig;
+      p.on_start = [&] {
+        if (p.started == 4) asio::post(ctx, [&sig, type] { sig.emit(type); });
+      };
+      result res;
+      graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 50, 1h), 4,
+                                asio::bind_cancellation_slot(sig.slot(), res.handler()));
+      ctx.run();  // returns only once every task was joined
+      BOOST_TEST(res.calls == 1);
+      BOOST_TEST(!res.ec);
+      const auto& r = res.report;
+      BOOST_TEST(r.cause() == stop_cause::cancelled);
+      BOOST_TEST(r.count(task_outcome::cancelled_running) == 4u);
+      BOOST_TEST(r.count(task_outcome::cancelled_queued) == 1u);
+      BOOST_TEST(r.count(task_outcome::not_started) == 45u);
+      BOOST_TEST(r.count(task_outcome::completed) == 0u);
+      BOOST_TEST(r.indices(task_outcome::cancelled_queued) == std::vector<std::size_t>{4});
+      BOOST_TEST(r.exit_code() == 1);
+      BOOST_TEST(p.started.load() == 4);
+      BOOST_TEST(p.cleaned.load() == 4);
+      BOOST_TEST(p.finished.load() == 0);
+      BOOST_TEST(p.invoked.load() == 4);  // the others' callables were never called
+      check_accounting(r);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(shielded_cleanup_runs_to_its_end_through_a_second_cancel) {
+  asio::io_context ctx;
+  asio::cancellation_signal sig;
+  int started = 0, cleanup_begun = 0, cleanup_done = 0;
+  std::vector<task> tasks;
+  for (int i = 0; i < 3; ++i) {
+    tasks.push_back([&]() -> asio::awaitable<void> {
+      auto ex = co_await asio::this_coro::executor;
+      ++started;
+      if (started == 2) asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+      std::exception_ptr e;
+      try {
+        asio::steady_timer t(ex, 1h);
+        co_await t.async_wait(asio::use_awaitable);
+      } catch (...) {
+        e = std::current_exception();
+      }
+      co_await graceful::shield([&]() -> asio::awaitable<void> {
+        ++cleanup_begun;
+        // A second cancel while the cleanup waits must not cut it short.
+        asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+        asio::steady_timer t(co_await asio::this_coro::executor, 5ms);
+        co_await t.async_wait(asio::use_awaitable);
+        ++cleanup_done;
+      }());
+      if (e) std::rethrow_exception(e);
+    });
+  }
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 2,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.run();
+  BOOST_TEST(res.calls == 1);
+  BOOST_TEST(cleanup_begun == 2);
+  BOOST_TEST(cleanup_done == 2);
+  BOOST_TEST(res.report.count(task_outcome::cancelled_running) == 2u);
+  BOOST_TEST(res.report.count(task_outcome::cancelled_queued) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_after_completion_does_nothing) {
+  asio::io_context ctx;
+  probe p;
+  asio::cancellation_signal sig;
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 3, 0ms), 2,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.run();
+  BOOST_TEST_REQUIRE(res.calls == 1);
+  sig.emit(asio::cancellation_type::terminal);
+  ctx.restart();
+  ctx.run();
+  BOOST_TEST(res.calls == 1);
+  BOOST_TEST(res.report.count(task_outcome::completed) == 3u);
+  BOOST_TEST(res.report.cause() == stop_cause::none);
+}
+
+BOOST_AUTO_TEST_CASE(failures_are_recorded_and_the_others_go_on_by_default) {
+  asio::io_context ctx;
+  probe p;
+  auto tasks = sleepers(p, 6, 1ms);
+  for (std::size_t i : {1u, 4u}) {
+    tasks[i] = [i]() -> asio::awaitable<void> {
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      throw std::runtime_error("task " + std::to_string(i));
+    };
+  }
+  // An operation_aborted the run did not ask for is a failure too.
+  tasks[5] = []() -> asio::awaitable<void> {
+    throw boost::system::system_error(asio::error::operation_aborted);
+    co_return;
+  };
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 2, res.handler());
+  ctx.run();
+  const auto& r = res.report;
+  BOOST_TEST(r.cause() == stop_cause::none);
+  BOOST_TEST(r.count(task_outcome::failed) == 3u);
+  BOOST_TEST(r.count(task_outcome::completed) == 3u);
+  BOOST_TEST(r.indices(task_outcome::failed) == (std::vector<std::size_t>{1, 4, 5}));
+  for (std::size_t i : {1u, 4u}) {
+    BOOST_TEST_REQUIRE(static_cast<bool>(r.error(i)));
+    try {
+      std::rethrow_exception(r.error(i));
+    } catch (const std::runtime_error& e) {
+      BOOST_TEST(e.what() == "task " + std::to_string(i));
+    }
+  }
+  BOOST_TEST(!r.error(0));
+  BOOST_TEST(r.exit_code() == 1);
+  check_accounting(r);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_all_policy_stops_the_run_at_the_first_failure) {
+  asio::io_context ctx;
+  probe p;
+  auto tasks = sleepers(p, 10, 1h);
+  tasks[2] = []() -> asio::awaitable<void> {
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    throw std::logic_error("boom");
+  };
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 3,
+                            graceful::run_options{graceful::failure_policy::cancel_all},
+                            res.handler());
+  ctx.run();
+  const auto& r = res.report;
+  BOOST_TEST(r.cause() == stop_cause::failure);
+  BOOST_TEST(r.outcome(2) == task_outcome::failed);
+  BOOST_TEST(r.outcome(0) == task_outcome::cancelled_running);
+  BOOST_TEST(r.outcome(1) == task_outcome::cancelled_running);
+  BOOST_TEST(r.count(task_outcome::completed) == 0u);
+  BOOST_TEST(r.count(task_outcome::cancelled_queued) + r.count(task_outcome::not_started) == 7u);
+  BOOST_TEST(p.cleaned.load() == 2);
+  check_accounting(r);
+}
+
+BOOST_AUTO_TEST_CASE(a_callable_that_throws_before_its_coroutine_starts_is_a_failure) {
+  asio::io_context ctx;
+  probe p;
+  auto tasks = sleepers(p, 4, 0ms);
+  tasks[1] = []() -> asio::awaitable<void> { throw std::runtime_error("no coroutine"); };
+  // ... which is still a coroutine here; a plain function is the real case:
+  struct eager {
+    asio::awaitable<void> operator()() const { throw std::runtime_error("eager"); }
+  };
+  std::vector<eager> eager_tasks(2);
+  result res, res2;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1, res.handler());
+  graceful::async_run_tasks(ctx.get_executor(), std::move(eager_tasks), 1, res2.handler());
+  ctx.run();
+  BOOST_TEST(res.report.outcome(1) == task_outcome::failed);
+  BOOST_TEST(res.report.count(task_outcome::completed) == 3u);
+  BOOST_TEST(res2.report.count(task_outcome::failed) == 2u);  // and the run did not stall
+}
+
+BOOST_AUTO_TEST_CASE(unstarted_tasks_can_be_taken_back_and_run_again) {
+  asio::io_context ctx;
+  probe p;
+  asio::cancellation_signal sig;
+  p.on_start = [&] {
+    if (p.started == 2) asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+  };
+  result first;
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 10, 1ms), 2,
+                            asio::bind_cancellation_slot(sig.slot(), first.handler()));
+  ctx.run();
+  BOOST_TEST(first.report.count(task_outcome::cancelled_running) == 2u);
+  BOOST_CHECK_THROW(first.report.take_unstarted<int>(), std::invalid_argument);
+  std::vector<task> rest = first.report.take_unstarted<task>();
+  BOOST_TEST(rest.size() == 8u);
+  p.on_start = nullptr;
+  p.start_order.clear();
+  result second;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(rest), 3, second.handler());
+  ctx.restart();
+  ctx.run();
+  BOOST_TEST(second.report.count(task_outcome::completed) == 8u);
+  BOOST_TEST(p.start_order == (std::vector<std::size_t>{2, 3, 4, 5, 6, 7, 8, 9}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(token_use_awaitable_gets_the_report_even_when_cancelled) {
+  asio::io_context ctx;
+  probe p;
+  std::optional<run_report> got;
+  asio::cancellation_signal sig;
+  p.on_start = [&] {
+    if (p.started == 2) asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+  };
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        got = co_await graceful::async_run_tasks(co_await asio::this_coro::executor,
+                                                 sleepers(p, 5, 1h), 2, asio::use_awaitable);
+      },
+      asio::bind_cancellation_slot(sig.slot(), asio::detached));
+  ctx.run();
+  BOOST_TEST_REQUIRE(got.has_value());
+  BOOST_TEST(got->cause() == stop_cause::cancelled);
+  BOOST_TEST(got->count(task_outcome::cancelled_running) == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(token_deferred) {
+  asio::io_context ctx;
+  probe p;
+  auto op = graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 4, 0ms), 2, asio::deferred);
+  ctx.run();
+  BOOST_TEST(p.invoked.load() == 0);  // nothing runs until launched
+  result res;
+  std::move(op)(res.handler());
+  ctx.restart();
+  ctx.run();
+  BOOST_TEST(res.report.count(task_outcome::completed) == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(token_use_future_on_a_multi_threaded_pool) {
+  asio::thread_pool pool(4);
+  probe p;
+  std::vector<task> tasks;
+  for (std::size_t i = 0; i < 200; ++i) tasks.push_back(sleeper(p, i, 1ms, false));
+  auto f = graceful::async_run_tasks(pool.get_executor(), std::move(tasks), 8, asio::use_future);
+  run_report r = f.get();
+  pool.join();
+  BOOST_TEST(r.count(task_outcome::completed) == 200u);
+  BOOST_TEST(p.peak.load() <= 8);
+  BOOST_TEST(p.cleaned.load() == 200);
+}
+
+BOOST_AUTO_TEST_CASE(io_context_run_by_four_threads_cancelled_midway) {
+  asio::io_context ctx;
+  probe p;
+  std::vector<task> tasks;
+  for (std::size_t i = 0; i < 300; ++i) tasks.push_back(sleeper(p, i, i < 40 ? 1ms : 1h, false));
+  asio::cancellation_signal sig;
+  auto strand = asio::make_strand(ctx);
+  // Cancel once 50 tasks have started; emit on the handler's executor (a strand).
+  p.on_start = [&] {
+    if (p.started == 50) asio::post(strand, [&] { sig.emit(asio::cancellation_type::terminal); });
+  };
+  std::promise<run_report> done;
+  graceful::async_run_tasks(
+      ctx.get_executor(), std::move(tasks), 16,
+      asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, [&](error_code, run_report r) {
+                                     done.set_value(std::move(r));
+                                   })));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) threads.emplace_back([&] { ctx.run(); });
+  for (auto& t : threads) t.join();
+  run_report r = done.get_future().get();
+  BOOST_TEST(r.cause() == stop_cause::cancelled);
+  BOOST_TEST(p.peak.load() <= 16);
+  BOOST_TEST(r.started() == static_cast<std::size_t>(p.started.load()));
+  BOOST_TEST(p.cleaned.load() == p.started.load());
+  BOOST_TEST(r.count(task_outcome::completed) == static_cast<std::size_t>(p.finished.load()));
+  BOOST_TEST(r.count(task_outcome::cancelled_running) >= 1u);
+  check_accounting(r);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
