@@ -1,0 +1,88 @@
+// async_run_tasks in-process: the time from the cancellation to the handler
+// (every running task cancelled and joined, every queued one accounted for).
+#include <graceful/run_tasks.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <vector>
+
+namespace asio = boost::asio;
+
+namespace {
+
+struct counters {
+  std::size_t started = 0, cleaned = 0;
+};
+
+// Protocol-like task: count the start, wait an hour, count the cleanup. With
+// `Throwing`, the task learns of its cancellation by exception (use_awaitable),
+// otherwise by error code (as_tuple) and returns normally, which costs far less
+// (design.md fact 11) but is reported as completed.
+template <bool Throwing>
+struct hour_task {
+  counters* c;
+  asio::awaitable<void> operator()() const {
+    ++c->started;
+    struct cleanup {
+      counters* c;
+      ~cleanup() { ++c->cleaned; }
+    } guard{c};
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+    if constexpr (Throwing) {
+      co_await t.async_wait(asio::use_awaitable);
+    } else {
+      auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      benchmark::DoNotOptimize(ec);  // returns normally: reported completed
+    }
+  }
+};
+
+template <bool Throwing>
+void cancel_and_join(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto limit = static_cast<std::size_t>(state.range(1));
+  for (auto _ : state) {
+    state.PauseTiming();
+    asio::io_context ctx;
+    counters c;
+    asio::cancellation_signal sig;
+    bool done = false;
+    std::size_t accounted = 0;
+    graceful::async_run_tasks(ctx.get_executor(), std::vector<hour_task<Throwing>>(n, hour_task<Throwing>{&c}), limit,
+                              asio::bind_cancellation_slot(sig.slot(), [&](boost::system::error_code,
+                                                                           graceful::run_report r) {
+                                done = true;
+                                accounted = r.size();
+                              }));
+    while (c.started < std::min(n, limit)) ctx.run_one();
+    state.ResumeTiming();
+    sig.emit(asio::cancellation_type::terminal);
+    while (!done) ctx.run_one();
+    state.PauseTiming();
+    if (c.cleaned != c.started || accounted != n) state.SkipWithError("lost a task");
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+void workloads(benchmark::internal::Benchmark* b) {
+  b->Args({1'000, 100})
+      ->Args({100'000, 1'000})
+      ->Args({1'000'000, 10'000})
+      ->Args({100'000, 100'000})
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+}
+BENCHMARK(cancel_and_join<true>)->Name("cancel_and_join/exception")->Apply(workloads);
+BENCHMARK(cancel_and_join<false>)->Name("cancel_and_join/error_code")->Apply(workloads);
+
+}  // namespace
+
+BENCHMARK_MAIN();
