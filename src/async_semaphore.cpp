@@ -1,5 +1,7 @@
 #include <graceful/async_semaphore.hpp>
 
+#include "detail/cancellation.hpp"
+
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -128,28 +130,25 @@ struct semaphore_state : std::enable_shared_from_this<semaphore_state> {
     return std::move(w.self);
   }
 
+  // Takes a linked waiter out of the queue and completes it.
+  void dequeue(waiter& w, boost::system::error_code ec, semaphore_permit permit) {
+    auto keep = unlink(w);
+    waiting.fetch_sub(1);
+    complete(w, ec, std::move(permit));
+  }
+
   void rebalance() {
-    while (head != nullptr && try_take()) {
-      auto w = unlink(*head);
-      waiting.fetch_sub(1);
-      complete(*w, {}, permit_for(shared_from_this()));
-    }
+    while (head != nullptr && try_take()) dequeue(*head, {}, permit_for(shared_from_this()));
   }
 
   void cancel(waiter& w) {
     if (!w.self) return;  // granted, failed or cancelled already
-    auto keep = unlink(w);
-    waiting.fetch_sub(1);
-    complete(w, make_error_code(asio::error::operation_aborted), {});
+    dequeue(w, make_error_code(asio::error::operation_aborted), {});
   }
 
   void fail_all() {
     auto ec = closed_error();
-    while (head != nullptr) {
-      auto w = unlink(*head);
-      waiting.fetch_sub(1);
-      complete(*w, ec, {});
-    }
+    while (head != nullptr) dequeue(*head, ec, {});
   }
 
   void shut(int how) {
@@ -177,10 +176,7 @@ struct cancel_waiter {
   std::shared_ptr<waiter> w;
 
   void operator()(asio::cancellation_type_t type) const {
-    constexpr auto accepted = asio::cancellation_type::terminal |
-                              asio::cancellation_type::partial |
-                              asio::cancellation_type::total;
-    if ((type & accepted) == asio::cancellation_type::none) return;
+    if (!is_cancellation_request(type)) return;
     if (auto s = state.lock()) {
       asio::dispatch(s->strand, [s, w = w] { s->cancel(*w); });
     }

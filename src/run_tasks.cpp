@@ -1,6 +1,7 @@
 #include <graceful/async_semaphore.hpp>
 #include <graceful/run_tasks.hpp>
 
+#include "detail/cancellation.hpp"
 #include "detail/report_builder.hpp"
 
 #include <boost/asio/any_completion_executor.hpp>
@@ -60,10 +61,6 @@ struct runner {
   bool busy = false;
   bool cancel_sent = false;
 };
-
-constexpr auto any_cancellation = asio::cancellation_type::terminal |
-                                  asio::cancellation_type::partial |
-                                  asio::cancellation_type::total;
 
 // The state of one async_run_tasks. Everything below runs on strand_.
 //
@@ -240,7 +237,7 @@ struct cancel_run {
   std::weak_ptr<run_engine> engine;
 
   void operator()(asio::cancellation_type_t type) const {
-    if ((type & any_cancellation) == asio::cancellation_type::none) return;
+    if (!is_cancellation_request(type)) return;
     if (auto e = engine.lock()) {
       asio::dispatch(e->strand(), [e] { e->stop(stop_cause::cancelled, 0); });
     }
