@@ -3,6 +3,7 @@
 
 #include "detail/cancellation.hpp"
 #include "detail/report_builder.hpp"
+#include "detail/task_frame.hpp"
 
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/append.hpp>
@@ -10,15 +11,12 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <memory>
@@ -26,40 +24,13 @@
 namespace graceful::detail {
 namespace {
 
-enum class end_kind : std::uint8_t { returned, aborted, threw };
-
-struct task_end {
-  end_kind kind = end_kind::returned;
-  std::exception_ptr error;
-};
-
-// Every task runs inside this frame: throw_if_cancelled(false) (it applies to
-// the whole awaitable thread, the user's frames included) lets a cancelled task
-// still co_await its shielded cleanup, and the exception is classified here,
-// once, instead of being rethrown through co_spawn's completion.
-asio::awaitable<task_end> run_one(asio::awaitable<void> task) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  task_end end;
-  try {
-    co_await std::move(task);
-  } catch (const boost::system::system_error& e) {
-    end.kind = e.code() == asio::error::operation_aborted ? end_kind::aborted : end_kind::threw;
-    end.error = std::current_exception();
-  } catch (...) {
-    end.kind = end_kind::threw;
-    end.error = std::current_exception();
-  }
-  co_return end;
-}
-
-// One per concurrency slot in use. Its signal outlives every task it ran (Asio
-// facts 1-2) and is only emitted on the run's strand, where the task runs.
+// One per concurrency slot in use. A task's relay is only used on the run's
+// strand, where the task runs, and outlives the task (Asio facts 1-2).
 struct runner {
-  asio::cancellation_signal signal;
+  std::shared_ptr<cancel_relay> relay;  // the current task's; a new one per task
   semaphore_permit permit;
   std::size_t index = 0;
   bool busy = false;
-  bool cancel_sent = false;
 };
 
 // The state of one async_run_tasks. Everything below runs on strand_.
@@ -115,10 +86,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     // invalidate anything here.
     for (std::size_t k = 0; k < runner_count_; ++k) {
       runner& r = runners_[k];
-      if (r.busy && !r.cancel_sent) {
-        r.cancel_sent = true;
-        r.signal.emit(asio::cancellation_type::terminal);
-      }
+      if (r.busy && !r.relay->requested) r.relay->request();
     }
     maybe_finish();
   }
@@ -155,29 +123,24 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     free_.pop_back();
     r.index = i;
     r.busy = true;
-    r.cancel_sent = false;
+    r.relay = std::make_shared<cancel_relay>();
     r.permit = std::move(permit);
     ++running_;
-    asio::co_spawn(strand_, run_one(std::move(task)),
-                   asio::bind_cancellation_slot(
-                       r.signal.slot(), [self = shared_from_this(), &r](std::exception_ptr e,
-                                                                         task_end end) {
-                         self->on_task_end(r, e, std::move(end));
-                       }));
+    spawn_task(strand_, r.relay, std::move(task),
+               [self = shared_from_this(), &r](task_end end) { self->on_task_end(r, std::move(end)); });
     return true;
   }
 
-  void on_task_end(runner& r, std::exception_ptr e, task_end end) {
+  void on_task_end(runner& r, task_end end) {
     --running_;
     r.busy = false;
     free_.push_back(&r);
-    if (e) end = {end_kind::threw, e};
     switch (end.kind) {
       case end_kind::returned:
         outcomes_[r.index] = task_outcome::completed;
         break;
       case end_kind::aborted:
-        if (r.cancel_sent) {
+        if (r.relay->requested) {
           outcomes_[r.index] = task_outcome::cancelled_running;
           break;
         }

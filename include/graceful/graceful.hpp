@@ -7,3 +7,5 @@
 #include <graceful/report.hpp>
 #include <graceful/run_tasks.hpp>
 #include <graceful/shield.hpp>
+#include <graceful/task.hpp>
+#include <graceful/task_registry.hpp>

@@ -3,6 +3,7 @@
 
 #include <graceful/error.hpp>
 #include <graceful/report.hpp>
+#include <graceful/task.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -10,12 +11,10 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
-#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <type_traits>
 #include <typeinfo>
 #include <utility>
 #include <vector>
@@ -24,26 +23,11 @@ namespace graceful {
 
 namespace asio = boost::asio;
 
-/// What a run does when a task fails (throws anything but a cancellation).
-enum class failure_policy : std::uint8_t {
-  /// Record the failure and go on with the others (Python's
-  /// `gather(return_exceptions=True)`).
-  continue_running,
-  /// The first failure stops the run: nothing new starts, running tasks are
-  /// cancelled, cause() is stop_cause::failure (Python's TaskGroup).
-  cancel_all,
-};
-
 /// Options of a run. Signals, the repeated-signal policy and deadlines come
 /// with the blocking run_tasks.
 struct run_options {
   failure_policy on_failure = failure_policy::continue_running;
 };
-
-/// A task: a callable with no arguments returning asio::awaitable<void>.
-template <class Task>
-concept awaitable_task = std::move_constructible<Task> &&
-    std::same_as<std::invoke_result_t<Task&>, asio::awaitable<void>>;
 
 namespace detail {
 
@@ -59,13 +43,7 @@ struct task_list final : task_list_base {
   explicit task_list(std::vector<Task> t) : list(std::move(t)) { tasks = &list; }
   std::size_t size() const noexcept override { return list.size(); }
   const std::type_info& task_type() const noexcept override { return typeid(Task); }
-  bool is_null(std::size_t i) const noexcept override {
-    if constexpr (requires(const Task& t) { static_cast<bool>(t); }) {
-      return !static_cast<bool>(list[i]);
-    } else {
-      return false;
-    }
-  }
+  bool is_null(std::size_t i) const noexcept override { return is_null_task(list[i]); }
   asio::awaitable<void> make(std::size_t i) override { return std::invoke(list[i]); }
 
   std::vector<Task> list;

@@ -1,6 +1,8 @@
 #include <graceful/run_tasks.hpp>
 #include <graceful/shield.hpp>
 
+#include "task_probe.hpp"
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/strand.hpp>
@@ -32,54 +34,15 @@ using boost::system::error_code;
 using graceful::run_report;
 using graceful::stop_cause;
 using graceful::task_outcome;
-using task = std::function<asio::awaitable<void>()>;
 using namespace std::chrono_literals;
+using namespace graceful_test;
 
 namespace {
 
-// What the tasks of one run did; atomics so that multi-threaded runs can share it.
-struct probe {
-  std::atomic<int> invoked{0}, started{0}, finished{0}, cleaned{0}, in_flight{0}, peak{0};
-  std::vector<std::size_t> start_order;  // single-threaded runs only
-  std::function<void()> on_start;        // called after each start
-
-  void start(std::size_t i, bool record_order) {
-    ++started;
-    int now = ++in_flight;
-    int p = peak.load();
-    while (now > p && !peak.compare_exchange_weak(p, now)) {
-    }
-    if (record_order) start_order.push_back(i);
-    if (on_start) on_start();
-  }
+struct cleanup_counter {
+  int& n;
+  ~cleanup_counter() { ++n; }
 };
-
-// Counts its cleanup when it goes out of scope, however the task ends.
-struct cleanup_guard {
-  probe& p;
-  ~cleanup_guard() {
-    --p.in_flight;
-    ++p.cleaned;
-  }
-};
-
-// A task that waits `d` on a timer (one hour: it only ends when cancelled).
-task sleeper(probe& p, std::size_t i, std::chrono::milliseconds d, bool record_order = true) {
-  return [&p, i, d, record_order]() -> asio::awaitable<void> {
-    ++p.invoked;
-    p.start(i, record_order);
-    cleanup_guard g{p};
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::use_awaitable);
-    ++p.finished;
-  };
-}
-
-std::vector<task> sleepers(probe& p, std::size_t n, std::chrono::milliseconds d) {
-  std::vector<task> v;
-  for (std::size_t i = 0; i < n; ++i) v.push_back(sleeper(p, i, d));
-  return v;
-}
 
 // Result of one async_run_tasks, filled in by its handler.
 struct result {
@@ -193,6 +156,40 @@ BOOST_AUTO_TEST_CASE(cancel_stops_running_queued_and_not_started_tasks) {
       check_accounting(r);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_cancel_that_finds_no_pending_operation_reaches_the_next_one) {
+  // Task 0's resumption is already queued when the cancel arrives (nothing to
+  // cancel then); task 1 is running when it cancels the run itself. Both must
+  // still see their next await cancelled, not sleep for an hour.
+  asio::io_context ctx;
+  asio::cancellation_signal sig;
+  int cleaned = 0, finished = 0;
+  std::vector<task> tasks;
+  tasks.push_back([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    co_await asio::post(ex, asio::use_awaitable);  // completes before the cancel...
+    cleanup_counter c{cleaned};
+    asio::steady_timer t(ex, 1h);                  // ...so this must be cancelled
+    co_await t.async_wait(asio::use_awaitable);
+    ++finished;
+  });
+  tasks.push_back([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    cleanup_counter c{cleaned};
+    sig.emit(asio::cancellation_type::terminal);  // from inside the run, no await pending
+    asio::steady_timer t(ex, 1h);
+    co_await t.async_wait(asio::use_awaitable);
+    ++finished;
+  });
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 2,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.run_for(30s);  // bounded only so that a regression fails instead of hanging
+  BOOST_TEST_REQUIRE(res.calls == 1);
+  BOOST_TEST(res.report.count(task_outcome::cancelled_running) == 2u);
+  BOOST_TEST(cleaned == 2);
+  BOOST_TEST(finished == 0);
 }
 
 BOOST_AUTO_TEST_CASE(shielded_cleanup_runs_to_its_end_through_a_second_cancel) {

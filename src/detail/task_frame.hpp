@@ -1,0 +1,67 @@
+#pragma once
+
+#include "relay_executor.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <utility>
+
+namespace graceful::detail {
+
+// How a task's coroutine ended, classified once inside its own frame.
+enum class end_kind : std::uint8_t { returned, aborted, threw };
+
+struct task_end {
+  end_kind kind = end_kind::returned;
+  std::exception_ptr error;  // for aborted and threw
+};
+
+// Runs one task to its end. throw_if_cancelled(false) applies to the whole
+// awaitable thread, the task's own frames included, so that a cancelled task
+// can still co_await its shielded cleanup; the exception is classified here
+// instead of being rethrown through co_spawn's completion.
+boost::asio::awaitable<task_end> run_task_frame(boost::asio::awaitable<void> task);
+
+// The completion of a task's co_spawn. It exposes its cancellation slot as a
+// member rather than through bind_cancellation_slot: its associated executor
+// then stays unspecialised, so co_spawn emits into the coroutine directly
+// instead of dispatching a lambda that holds a raw pointer (Asio fact 2) and a
+// copy of the executor (which holds the relay that holds the slot: a cycle).
+template <class OnEnd>
+struct task_completion {
+  using cancellation_slot_type = boost::asio::cancellation_slot;
+
+  std::shared_ptr<cancel_relay> relay;
+  OnEnd on_end;
+
+  cancellation_slot_type get_cancellation_slot() const noexcept { return relay->signal.slot(); }
+
+  void operator()(std::exception_ptr e, task_end end) {
+    relay->ended = true;
+    if (e) end = {end_kind::threw, e};
+    on_end(std::move(end));
+  }
+};
+
+// Starts `task` on `strand` with `relay` as its cancellation: the coroutine's
+// executor is a relay_executor (see relay_executor.hpp), its slot is the
+// relay's signal. `on_end(task_end)` runs on the strand once the coroutine has
+// completed. Call it on the strand: the coroutine then runs inline up to its
+// first suspension, before any emit can reach it (Asio fact 3).
+template <class OnEnd>
+void spawn_task(const boost::asio::strand<boost::asio::any_io_executor>& strand,
+                std::shared_ptr<cancel_relay> relay, boost::asio::awaitable<void> task,
+                OnEnd on_end) {
+  boost::asio::any_io_executor ex(relay_executor(strand, relay));
+  boost::asio::co_spawn(std::move(ex), run_task_frame(std::move(task)),
+                        task_completion<OnEnd>{std::move(relay), std::move(on_end)});
+}
+
+}  // namespace graceful::detail

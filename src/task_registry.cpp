@@ -1,0 +1,435 @@
+#include <graceful/task_registry.hpp>
+
+#include "detail/cancellation.hpp"
+#include "detail/task_frame.hpp"
+
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <algorithm>
+#include <array>
+#include <deque>
+#include <limits>
+#include <list>
+#include <mutex>
+#include <ostream>
+#include <stdexcept>
+#include <unordered_map>
+
+// How the pieces fit:
+//
+// - The bookkeeping (ids, states, counts, the wait queue, joins) is guarded by
+//   one mutex; its critical sections are a few field updates. Nothing is
+//   posted, dispatched or emitted while it is held: each member collects what
+//   to do (`actions`) and does it after unlocking.
+// - Each task runs on its own strand. Its cancellation (a cancel_relay, see
+//   relay_executor.hpp) is requested only there (Asio facts 1-2), by a
+//   function dispatched to that strand, and outlives the task.
+// - A task given a slot is `not_started` until its strand runs start(); the
+//   co_spawn happens there, so the coroutine has run to its first suspension
+//   before any emit can reach it (Asio fact 3: emits are queued behind start()).
+// - spawn() checks `closed` before it touches the caller's task (so a refused
+//   task is handed back), then builds the node outside the lock. A cancel_all
+//   in between bumps `epoch`; launch() sees it and drops the task, so a
+//   shutdown never waits on a task it did not cancel.
+
+namespace graceful {
+
+std::ostream& operator<<(std::ostream& os, task_state s) {
+  switch (s) {
+    case task_state::not_started:
+      return os << "not_started";
+    case task_state::queued:
+      return os << "queued";
+    case task_state::running:
+      return os << "running";
+    case task_state::done:
+      return os << "done";
+  }
+  return os << "task_state(" << static_cast<int>(s) << ")";
+}
+
+std::size_t registry_snapshot::count(task_state s) const noexcept {
+  switch (s) {
+    case task_state::not_started:
+      return not_started;
+    case task_state::queued:
+      return queued;
+    case task_state::running:
+      return running;
+    case task_state::done:
+      return completed + failed + cancelled_running + cancelled_queued + cancelled_not_started;
+  }
+  return 0;
+}
+
+std::size_t registry_snapshot::count(task_outcome o) const noexcept {
+  switch (o) {
+    case task_outcome::completed:
+      return completed;
+    case task_outcome::failed:
+      return failed;
+    case task_outcome::cancelled_running:
+      return cancelled_running;
+    case task_outcome::cancelled_queued:
+      return cancelled_queued;
+    case task_outcome::not_started:
+      return cancelled_not_started;
+  }
+  return 0;
+}
+
+namespace detail {
+
+struct registry_node {
+  registry_node(task_id i, std::unique_ptr<registry_task> t, asio::any_io_executor ex)
+      : id(i), task(std::move(t)), strand(asio::make_strand(std::move(ex))) {}
+
+  const task_id id;
+  std::unique_ptr<registry_task> task;  // freed with the node, after the coroutine
+  asio::strand<asio::any_io_executor> strand;
+  std::shared_ptr<cancel_relay> relay = std::make_shared<cancel_relay>();  // on the strand only
+  // Under the registry's mutex.
+  task_state state = task_state::not_started;
+  bool cancel_requested = false;
+};
+
+using node_ptr = std::shared_ptr<registry_node>;
+
+struct join_waiter {
+  std::uint64_t id;
+  join_handler handler;
+  asio::any_completion_executor work;  // outstanding work while the join waits
+};
+
+// What a locked section decided, done once the mutex is released.
+struct actions {
+  std::vector<node_ptr> start;
+  std::vector<node_ptr> emit;
+  std::list<join_waiter> joined;
+};
+
+struct registry_state : std::enable_shared_from_this<registry_state> {
+  registry_state(asio::any_io_executor executor, std::size_t max_concurrent, failure_policy policy)
+      : ex(std::move(executor)), limit(max_concurrent), on_failure(policy) {}
+
+  const asio::any_io_executor ex;
+  const std::size_t limit;
+  const failure_policy on_failure;
+
+  mutable std::mutex mutex;
+  bool closed = false;
+  stop_cause cause = stop_cause::none;
+  std::uint64_t epoch = 0;      // cancel_all calls so far
+  task_id last_id = 0;
+  std::size_t admitted = 0;     // between registry_admit and registry_launch
+  std::size_t slots_used = 0;   // not_started + running
+  std::size_t not_started = 0;
+  std::size_t queued = 0;
+  std::size_t running = 0;
+  std::array<std::size_t, 5> outcomes{};
+  std::unordered_map<task_id, node_ptr> live;  // launched, not done
+  std::deque<node_ptr> waiting;                // FIFO; skips nodes already done
+  // A list: any_completion_handler must never be move-assigned (Asio fact 6),
+  // which erasing from a vector would do.
+  std::list<join_waiter> joins;
+  std::uint64_t last_join_id = 0;
+
+  // --- under the mutex ---------------------------------------------------
+
+  bool idle() const noexcept { return admitted == 0 && live.empty(); }
+
+  void finish(registry_node& node, task_outcome outcome, actions& act) {
+    node.state = task_state::done;
+    ++outcomes[static_cast<std::size_t>(outcome)];
+    live.erase(node.id);
+    if (idle()) std::swap(act.joined, joins);
+  }
+
+  void give_slot(actions& act) {
+    while (!waiting.empty()) {
+      node_ptr next = std::move(waiting.front());
+      waiting.pop_front();
+      if (next->state != task_state::queued) continue;  // cancelled while waiting
+      --queued;
+      next->state = task_state::not_started;
+      ++not_started;
+      act.start.push_back(std::move(next));
+      return;
+    }
+    --slots_used;
+  }
+
+  void cancel_node(const node_ptr& node, actions& act) {
+    switch (node->state) {
+      case task_state::queued:
+        --queued;
+        finish(*node, task_outcome::cancelled_queued, act);
+        break;
+      case task_state::not_started:
+        node->cancel_requested = true;  // start() drops it
+        break;
+      case task_state::running:
+        if (!node->cancel_requested) {
+          node->cancel_requested = true;
+          act.emit.push_back(node);
+        }
+        break;
+      case task_state::done:
+        break;
+    }
+  }
+
+  void cancel_everything(stop_cause c, actions& act) {
+    if (cause == stop_cause::none) cause = c;
+    ++epoch;
+    // Copy: cancel_node erases queued nodes from `live`.
+    std::vector<node_ptr> nodes;
+    nodes.reserve(live.size());
+    for (auto& entry : live) nodes.push_back(entry.second);
+    for (auto& node : nodes) cancel_node(node, act);
+    waiting.clear();
+  }
+
+  // --- without the mutex -------------------------------------------------
+
+  void perform(actions& act) {
+    for (auto& node : act.start) {
+      asio::post(node->strand, [self = shared_from_this(), node] { self->start(node); });
+    }
+    for (auto& node : act.emit) {
+      asio::dispatch(node->strand, [node] { node->relay->request(); });
+    }
+    for (auto& j : act.joined) {
+      asio::any_completion_executor work(std::move(j.work));
+      asio::post(ex, asio::append(std::move(j.handler), boost::system::error_code{}));
+    }
+  }
+
+  // On the node's strand.
+  void start(const node_ptr& node) {
+    actions act;
+    bool run = false;
+    {
+      std::lock_guard lock(mutex);
+      --not_started;
+      run = !node->cancel_requested;
+      if (run) {
+        node->state = task_state::running;
+        ++running;
+      } else {
+        give_slot(act);
+        finish(*node, task_outcome::not_started, act);
+      }
+    }
+    if (run) launch_coroutine(node);
+    perform(act);
+  }
+
+  // On the node's strand: the coroutine runs inline up to its first suspension.
+  void launch_coroutine(const node_ptr& node) {
+    asio::awaitable<void> coroutine;
+    try {
+      coroutine = node->task->make();
+    } catch (...) {  // the callable threw before returning its coroutine
+      return on_end(node, task_end{end_kind::threw, std::current_exception()});
+    }
+    spawn_task(node->strand, node->relay, std::move(coroutine),
+               [self = shared_from_this(), node](task_end end) { self->on_end(node, std::move(end)); });
+  }
+
+  // On the node's strand.
+  void on_end(const node_ptr& node, task_end end) {
+    node->relay->ended = true;
+    task_outcome outcome = task_outcome::completed;
+    if (end.kind == end_kind::aborted && node->relay->requested) {
+      outcome = task_outcome::cancelled_running;
+    } else if (end.kind != end_kind::returned) {
+      outcome = task_outcome::failed;
+    }
+    actions act;
+    {
+      std::lock_guard lock(mutex);
+      --running;
+      give_slot(act);
+      finish(*node, outcome, act);
+      if (outcome == task_outcome::failed && on_failure == failure_policy::cancel_all) {
+        closed = true;
+        cancel_everything(stop_cause::failure, act);
+      }
+    }
+    perform(act);
+  }
+};
+
+namespace {
+
+struct cancel_join {
+  std::weak_ptr<registry_state> state;
+  std::uint64_t id;
+
+  void operator()(asio::cancellation_type_t type) const {
+    if (!is_cancellation_request(type)) return;
+    auto s = state.lock();
+    if (!s) return;
+    std::list<join_waiter> found;
+    {
+      std::lock_guard lock(s->mutex);
+      auto it = std::find_if(s->joins.begin(), s->joins.end(),
+                             [this](const join_waiter& j) { return j.id == id; });
+      if (it == s->joins.end()) return;  // already completed
+      found.splice(found.begin(), s->joins, it);
+    }
+    asio::any_completion_executor work(std::move(found.front().work));
+    asio::post(s->ex, asio::append(std::move(found.front().handler),
+                                   boost::system::error_code(asio::error::operation_aborted)));
+  }
+};
+
+}  // namespace
+
+admission registry_admit(registry_state& state, boost::system::error_code& ec) {
+  std::lock_guard lock(state.mutex);
+  if (state.closed) {
+    ec = make_error_code(error::registry_closed);
+    return {};
+  }
+  ec.clear();
+  ++state.admitted;
+  return {++state.last_id, state.epoch};
+}
+
+void registry_retract(const std::shared_ptr<registry_state>& state) {
+  actions act;
+  {
+    std::lock_guard lock(state->mutex);
+    --state->admitted;
+    if (state->idle()) std::swap(act.joined, state->joins);
+  }
+  state->perform(act);
+}
+
+void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
+                     std::unique_ptr<registry_task> task) {
+  auto node = std::make_shared<registry_node>(a.id, std::move(task), state->ex);
+  actions act;
+  {
+    std::lock_guard lock(state->mutex);
+    --state->admitted;
+    state->live.emplace(a.id, node);
+    if (a.epoch != state->epoch) {
+      // A cancel_all ran between admission and now: it covers this task too.
+      state->finish(*node, task_outcome::not_started, act);
+    } else if (state->slots_used < state->limit) {
+      ++state->slots_used;
+      ++state->not_started;
+      act.start.push_back(std::move(node));
+    } else {
+      node->state = task_state::queued;
+      ++state->queued;
+      state->waiting.push_back(std::move(node));
+    }
+  }
+  state->perform(act);
+}
+
+void registry_join_erased(std::shared_ptr<registry_state> state, join_handler handler) {
+  auto slot = handler.get_cancellation_slot();
+  asio::any_completion_executor work(asio::prefer(
+      asio::get_associated_executor(handler, state->ex), asio::execution::outstanding_work.tracked));
+  std::unique_lock lock(state->mutex);
+  if (state->idle()) {
+    lock.unlock();
+    asio::post(state->ex, asio::append(std::move(handler), boost::system::error_code{}));
+    return;
+  }
+  std::uint64_t id = ++state->last_join_id;
+  state->joins.push_back(join_waiter{id, std::move(handler), std::move(work)});
+  lock.unlock();
+  // The slot belongs to the initiating side: connect it here. A cancel that
+  // finds the join already completed does nothing.
+  if (slot.is_connected()) slot.template emplace<cancel_join>(cancel_join{state, id});
+}
+
+}  // namespace detail
+
+task_registry::task_registry(asio::any_io_executor ex)
+    : task_registry(std::move(ex), std::numeric_limits<std::size_t>::max()) {}
+
+task_registry::task_registry(asio::any_io_executor ex, std::size_t max_concurrent,
+                             failure_policy on_failure) {
+  if (max_concurrent == 0) {
+    throw std::invalid_argument("graceful::task_registry: max_concurrent must be at least 1");
+  }
+  state_ = std::make_shared<detail::registry_state>(std::move(ex), max_concurrent, on_failure);
+}
+
+task_registry::~task_registry() {
+  close();
+  cancel_all(stop_cause::cancelled);
+}
+
+task_registry::executor_type task_registry::get_executor() const noexcept { return state_->ex; }
+
+bool task_registry::cancel(task_id id) {
+  detail::actions act;
+  {
+    std::lock_guard lock(state_->mutex);
+    auto it = state_->live.find(id);
+    if (it == state_->live.end()) return false;
+    detail::node_ptr node = it->second;
+    state_->cancel_node(node, act);
+  }
+  state_->perform(act);
+  return true;
+}
+
+void task_registry::cancel_all(stop_cause cause) {
+  detail::actions act;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->cancel_everything(cause, act);
+  }
+  state_->perform(act);
+}
+
+void task_registry::close() {
+  std::lock_guard lock(state_->mutex);
+  state_->closed = true;
+}
+
+bool task_registry::is_closed() const noexcept {
+  std::lock_guard lock(state_->mutex);
+  return state_->closed;
+}
+
+registry_snapshot task_registry::snapshot() const {
+  registry_snapshot s;
+  std::lock_guard lock(state_->mutex);
+  const auto& st = *state_;
+  s.not_started = st.not_started;
+  s.queued = st.queued;
+  s.running = st.running;
+  s.completed = st.outcomes[static_cast<std::size_t>(task_outcome::completed)];
+  s.failed = st.outcomes[static_cast<std::size_t>(task_outcome::failed)];
+  s.cancelled_running = st.outcomes[static_cast<std::size_t>(task_outcome::cancelled_running)];
+  s.cancelled_queued = st.outcomes[static_cast<std::size_t>(task_outcome::cancelled_queued)];
+  s.cancelled_not_started = st.outcomes[static_cast<std::size_t>(task_outcome::not_started)];
+  s.running_ids.reserve(st.running);
+  for (const auto& entry : st.live) {
+    if (entry.second->state == task_state::running) s.running_ids.push_back(entry.first);
+  }
+  std::sort(s.running_ids.begin(), s.running_ids.end());
+  s.closed = st.closed;
+  s.cause = st.cause;
+  return s;
+}
+
+}  // namespace graceful
