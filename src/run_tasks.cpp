@@ -52,7 +52,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         handler_(std::move(handler)),
         work_(asio::prefer(asio::get_associated_executor(handler_, ex_),
                            asio::execution::outstanding_work.tracked)),
-        slots_(ex_, limit),
+        own_slots_(ex_, limit),
+        slots_(options.limiter != nullptr ? *options.limiter : own_slots_),
         outcomes_(n_, task_outcome::not_started),
         runner_count_(std::min(n_, limit)),
         runners_(std::make_unique<runner[]>(runner_count_)) {
@@ -64,12 +65,12 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
 
   // Starts what the free slots allow, parks for the rest.
   void fill() {
-    while (!stopping_ && next_ < n_) {
+    while (!stopping_ && next_ < n_ && !free_.empty()) {
       auto permit = slots_.try_acquire();
       if (!permit) break;
       launch(next_++, *permit);
     }
-    if (!stopping_ && next_ < n_ && !parked_) park();
+    if (!stopping_ && next_ < n_ && !parked_ && may_park()) park();
     maybe_finish();
   }
 
@@ -92,6 +93,11 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   }
 
  private:
+  // The run's own semaphore has one permit per runner: the next task waits on
+  // it even while every runner is busy (it is then the `queued` task). A
+  // shared limiter is waited for only while a runner is free to take a permit.
+  bool may_park() const noexcept { return options_.limiter == nullptr || !free_.empty(); }
+
   void park() {
     parked_ = true;
     slots_.async_acquire(asio::bind_cancellation_slot(
@@ -151,6 +157,13 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         break;
     }
     semaphore_permit permit = std::move(r.permit);
+    if (options_.limiter != nullptr && slots_.waiting() > 0) {
+      // A shared limiter is FIFO across its users: queue up again rather than
+      // hand the permit to our own next task ahead of older waiters.
+      permit.release();
+      fill();
+      return;
+    }
     launch_next(permit);
     maybe_finish();
   }
@@ -178,7 +191,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   run_options options_;
   run_handler handler_;
   asio::any_completion_executor work_;
-  async_semaphore slots_;
+  async_semaphore own_slots_;
+  async_semaphore& slots_;  // own_slots_, or the shared run_options::limiter
   std::vector<task_outcome> outcomes_;
   std::vector<std::pair<std::size_t, std::exception_ptr>> errors_;
   std::size_t runner_count_;

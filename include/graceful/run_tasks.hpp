@@ -1,6 +1,7 @@
 // graceful: bounded-concurrency async work with graceful shutdown, on Boost.Asio.
 #pragma once
 
+#include <graceful/async_semaphore.hpp>
 #include <graceful/error.hpp>
 #include <graceful/report.hpp>
 #include <graceful/task.hpp>
@@ -27,6 +28,12 @@ namespace asio = boost::asio;
 /// with the blocking run_tasks.
 struct run_options {
   failure_policy on_failure = failure_policy::continue_running;
+  /// An extra concurrency limit shared with other runs (or anything else that
+  /// takes its permits): a task starts only with one of its permits, held until
+  /// the task ends, besides the run's own max_concurrent. Must outlive the run.
+  /// Tasks still start in input order; a run stopped while waiting for a
+  /// permit gives its place in the queue back.
+  async_semaphore* limiter = nullptr;
 };
 
 namespace detail {

@@ -1,3 +1,4 @@
+#include <graceful/async_semaphore.hpp>
 #include <graceful/run_tasks.hpp>
 #include <graceful/shield.hpp>
 
@@ -19,6 +20,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -351,6 +353,53 @@ BOOST_AUTO_TEST_CASE(unstarted_tasks_can_be_taken_back_and_run_again) {
   BOOST_TEST(second.report.count(task_outcome::completed) == 8u);
   BOOST_TEST(p.start_order == (std::vector<std::size_t>{2, 3, 4, 5, 6, 7, 8, 9}),
              boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_shared_limiter_bounds_several_runs_and_gets_every_permit_back) {
+  asio::io_context ctx;
+  graceful::async_semaphore limiter(ctx.get_executor(), 3);
+  probe p;  // shared: its peak is the peak over both runs
+  graceful::run_options options;
+  options.limiter = &limiter;
+  result a, b;
+  std::vector<task> second;
+  for (std::size_t i = 0; i < 10; ++i) second.push_back(sleeper(p, 100 + i, 1ms));
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 10, 1ms), 5, options, a.handler());
+  graceful::async_run_tasks(ctx.get_executor(), std::move(second), 5, options, b.handler());
+  ctx.run();
+  // FIFO across runs: the second run starts before the first one is through.
+  auto first_of_b = std::find_if(p.start_order.begin(), p.start_order.end(),
+                                 [](std::size_t i) { return i >= 100; });
+  auto last_of_a = std::find(p.start_order.begin(), p.start_order.end(), std::size_t{9});
+  BOOST_TEST((first_of_b < last_of_a));
+  BOOST_TEST(a.report.count(task_outcome::completed) == 10u);
+  BOOST_TEST(b.report.count(task_outcome::completed) == 10u);
+  BOOST_TEST(p.peak.load() == 3);
+  BOOST_TEST(limiter.available() == 3u);
+  BOOST_TEST(limiter.waiting() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(every_permit_comes_back_after_a_cancel_in_each_state) {
+  // Running tasks hold permits, the queued one waits on the limiter, the rest
+  // wait for nothing: after the cancel the limiter is whole again.
+  asio::io_context ctx;
+  graceful::async_semaphore limiter(ctx.get_executor(), 4);
+  probe p;
+  asio::cancellation_signal sig;
+  p.on_start = [&] {
+    if (p.started == 4) asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+  };
+  graceful::run_options options;
+  options.limiter = &limiter;
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 50, 1h), 8, options,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.run();
+  BOOST_TEST(res.report.count(task_outcome::cancelled_running) == 4u);
+  BOOST_TEST(res.report.count(task_outcome::cancelled_queued) == 1u);
+  BOOST_TEST(res.report.count(task_outcome::not_started) == 45u);
+  BOOST_TEST(limiter.available() == 4u);
+  BOOST_TEST(limiter.waiting() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(token_use_awaitable_gets_the_report_even_when_cancelled) {
