@@ -1,5 +1,6 @@
 #include <graceful/async_semaphore.hpp>
 #include <graceful/run_tasks.hpp>
+#include <graceful/signals.hpp>
 
 #include "detail/cancellation.hpp"
 #include "detail/report_builder.hpp"
@@ -18,8 +19,14 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <boost/asio/io_context.hpp>
+
 #include <algorithm>
 #include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
 
 namespace graceful::detail {
 namespace {
@@ -226,26 +233,88 @@ void complete_now(const asio::any_io_executor& ex, run_handler handler,
   asio::post(ex, asio::append(std::move(handler), ec, run_report{}));
 }
 
+// The first bad input in a run's arguments, described; empty if none.
+std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurrent) {
+  if (max_concurrent == 0) return "max_concurrent must be at least 1";
+  for (std::size_t i = 0, n = tasks.size(); i < n; ++i) {
+    if (tasks.is_null(i)) return "task " + std::to_string(i) + " is an empty callable";
+  }
+  return {};
+}
+
+// Starts a run whose input is valid; returns its engine, or null if the run
+// already completed (an empty list).
+std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
+                                      std::size_t max_concurrent, run_options options,
+                                      run_handler handler) {
+  if (tasks->size() == 0) {
+    complete_now(ex, std::move(handler), {});
+    return nullptr;
+  }
+  auto slot = handler.get_cancellation_slot();
+  auto engine = std::make_shared<run_engine>(ex, std::move(tasks), max_concurrent,
+                                             std::move(options), std::move(handler));
+  // The slot belongs to the initiating side: connect it here, before any hop.
+  if (slot.is_connected()) slot.template emplace<cancel_run>(cancel_run{engine});
+  asio::dispatch(engine->strand(), [engine] { engine->fill(); });
+  return engine;
+}
+
 }  // namespace
 
 void async_run_tasks_erased(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
                             std::size_t max_concurrent, run_options options, run_handler handler) {
-  if (max_concurrent == 0) {
+  if (!find_bad_input(*tasks, max_concurrent).empty()) {
     return complete_now(ex, std::move(handler), make_error_code(error::invalid_argument));
   }
-  for (std::size_t i = 0, n = tasks->size(); i < n; ++i) {
-    if (tasks->is_null(i)) {
-      return complete_now(ex, std::move(handler), make_error_code(error::invalid_argument));
-    }
-  }
-  if (tasks->size() == 0) return complete_now(ex, std::move(handler), {});
+  start_run(std::move(ex), std::move(tasks), max_concurrent, std::move(options), std::move(handler));
+}
 
-  auto slot = handler.get_cancellation_slot();
-  auto engine = std::make_shared<run_engine>(ex, std::move(tasks), max_concurrent, options,
-                                             std::move(handler));
-  // The slot belongs to the initiating side: connect it here, before any hop.
-  if (slot.is_connected()) slot.template emplace<cancel_run>(cancel_run{engine});
-  asio::dispatch(engine->strand(), [engine] { engine->fill(); });
+run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t max_concurrent,
+                              run_options options) {
+  if (auto bad = find_bad_input(*tasks, max_concurrent); !bad.empty()) {
+    throw std::invalid_argument("graceful::run_tasks: " + bad);
+  }
+  if (options.threads == 0) {
+    throw std::invalid_argument("graceful::run_tasks: threads must be at least 1");
+  }
+  asio::io_context ctx(options.threads == 1 ? 1 : static_cast<int>(options.threads));
+  // The run's handler and the signal handler share a strand: the run's
+  // cancellation is emitted on its handler's executor, as Asio requires.
+  auto strand = asio::make_strand(ctx);
+  // Listening starts before any task does: a signal during start-up counts.
+  shutdown_signals signals(ctx.get_executor(), options.signals);
+  run_report report;
+  auto engine = start_run(ctx.get_executor(), std::move(tasks), max_concurrent, options,
+                          asio::bind_executor(strand, [&](boost::system::error_code, run_report r) {
+                            report = std::move(r);
+                            signals.close();  // nothing left to stop: let the context run out
+                          }));
+  if (engine) {
+    signals.async_wait(asio::bind_executor(
+        strand, [weak = std::weak_ptr<run_engine>(engine)](boost::system::error_code ec, int signo) {
+          if (ec) return;
+          if (auto e = weak.lock()) {
+            asio::dispatch(e->strand(), [e, signo] { e->stop(stop_cause::signal, signo); });
+          }
+        }));
+  } else {
+    signals.close();
+  }
+  engine.reset();
+
+  std::vector<std::thread> pool;
+  pool.reserve(options.threads - 1);
+  for (std::size_t i = 1; i < options.threads; ++i) pool.emplace_back([&ctx] { ctx.run(); });
+  try {
+    ctx.run();
+  } catch (...) {
+    ctx.stop();
+    for (auto& t : pool) t.join();
+    throw;
+  }
+  for (auto& t : pool) t.join();
+  return report;
 }
 
 }  // namespace graceful::detail

@@ -1,23 +1,18 @@
 #include <graceful/task_registry.hpp>
 
-#include "detail/cancellation.hpp"
 #include "detail/task_frame.hpp"
+#include "detail/waiter_list.hpp"
 
-#include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/append.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <algorithm>
 #include <array>
 #include <deque>
 #include <limits>
-#include <list>
 #include <mutex>
 #include <ostream>
 #include <stdexcept>
@@ -103,17 +98,13 @@ struct registry_node {
 
 using node_ptr = std::shared_ptr<registry_node>;
 
-struct join_waiter {
-  std::uint64_t id;
-  join_handler handler;
-  asio::any_completion_executor work;  // outstanding work while the join waits
-};
+using join_waiters = waiter_list<>;
 
 // What a locked section decided, done once the mutex is released.
 struct actions {
   std::vector<node_ptr> start;
   std::vector<node_ptr> emit;
-  std::list<join_waiter> joined;
+  join_waiters::batch joined;
 };
 
 struct registry_state : std::enable_shared_from_this<registry_state> {
@@ -137,10 +128,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   std::array<std::size_t, 5> outcomes{};
   std::unordered_map<task_id, node_ptr> live;  // launched, not done
   std::deque<node_ptr> waiting;                // FIFO; skips nodes already done
-  // A list: any_completion_handler must never be move-assigned (Asio fact 6),
-  // which erasing from a vector would do.
-  std::list<join_waiter> joins;
-  std::uint64_t last_join_id = 0;
+  join_waiters waiters;  // async_join
 
   // --- under the mutex ---------------------------------------------------
 
@@ -150,7 +138,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     node.state = task_state::done;
     ++outcomes[static_cast<std::size_t>(outcome)];
     live.erase(node.id);
-    if (idle()) std::swap(act.joined, joins);
+    if (idle()) act.joined = waiters.take_all();
   }
 
   void give_slot(actions& act) {
@@ -207,10 +195,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     for (auto& node : act.emit) {
       asio::dispatch(node->strand, [node] { node->relay->request(); });
     }
-    for (auto& j : act.joined) {
-      asio::any_completion_executor work(std::move(j.work));
-      asio::post(ex, asio::append(std::move(j.handler), boost::system::error_code{}));
-    }
+    join_waiters::complete(act.joined, ex, {});
   }
 
   // On the node's strand.
@@ -269,32 +254,6 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   }
 };
 
-namespace {
-
-struct cancel_join {
-  std::weak_ptr<registry_state> state;
-  std::uint64_t id;
-
-  void operator()(asio::cancellation_type_t type) const {
-    if (!is_cancellation_request(type)) return;
-    auto s = state.lock();
-    if (!s) return;
-    std::list<join_waiter> found;
-    {
-      std::lock_guard lock(s->mutex);
-      auto it = std::find_if(s->joins.begin(), s->joins.end(),
-                             [this](const join_waiter& j) { return j.id == id; });
-      if (it == s->joins.end()) return;  // already completed
-      found.splice(found.begin(), s->joins, it);
-    }
-    asio::any_completion_executor work(std::move(found.front().work));
-    asio::post(s->ex, asio::append(std::move(found.front().handler),
-                                   boost::system::error_code(asio::error::operation_aborted)));
-  }
-};
-
-}  // namespace
-
 admission registry_admit(registry_state& state, boost::system::error_code& ec) {
   std::lock_guard lock(state.mutex);
   if (state.closed) {
@@ -311,7 +270,7 @@ void registry_retract(const std::shared_ptr<registry_state>& state) {
   {
     std::lock_guard lock(state->mutex);
     --state->admitted;
-    if (state->idle()) std::swap(act.joined, state->joins);
+    if (state->idle()) act.joined = state->waiters.take_all();
   }
   state->perform(act);
 }
@@ -342,20 +301,17 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
 
 void registry_join_erased(std::shared_ptr<registry_state> state, join_handler handler) {
   auto slot = handler.get_cancellation_slot();
-  asio::any_completion_executor work(asio::prefer(
-      asio::get_associated_executor(handler, state->ex), asio::execution::outstanding_work.tracked));
   std::unique_lock lock(state->mutex);
   if (state->idle()) {
     lock.unlock();
     asio::post(state->ex, asio::append(std::move(handler), boost::system::error_code{}));
     return;
   }
-  std::uint64_t id = ++state->last_join_id;
-  state->joins.push_back(join_waiter{id, std::move(handler), std::move(work)});
+  std::uint64_t id = state->waiters.add(std::move(handler), state->ex);
   lock.unlock();
-  // The slot belongs to the initiating side: connect it here. A cancel that
-  // finds the join already completed does nothing.
-  if (slot.is_connected()) slot.template emplace<cancel_join>(cancel_join{state, id});
+  // The slot belongs to the initiating side: connect it here.
+  if (slot.is_connected()) slot.template emplace<cancel_waiter<registry_state>>(
+        cancel_waiter<registry_state>{state, id});
 }
 
 }  // namespace detail

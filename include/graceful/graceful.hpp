@@ -4,8 +4,10 @@
 
 #include <graceful/async_semaphore.hpp>
 #include <graceful/error.hpp>
+#include <graceful/exit.hpp>
 #include <graceful/report.hpp>
 #include <graceful/run_tasks.hpp>
 #include <graceful/shield.hpp>
+#include <graceful/signals.hpp>
 #include <graceful/task.hpp>
 #include <graceful/task_registry.hpp>

@@ -4,6 +4,7 @@
 #include <graceful/async_semaphore.hpp>
 #include <graceful/error.hpp>
 #include <graceful/report.hpp>
+#include <graceful/signals.hpp>
 #include <graceful/task.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -24,8 +25,7 @@ namespace graceful {
 
 namespace asio = boost::asio;
 
-/// Options of a run. Signals, the repeated-signal policy and deadlines come
-/// with the blocking run_tasks.
+/// Options of a run.
 struct run_options {
   failure_policy on_failure = failure_policy::continue_running;
   /// An extra concurrency limit shared with other runs (or anything else that
@@ -34,6 +34,13 @@ struct run_options {
   /// Tasks still start in input order; a run stopped while waiting for a
   /// permit gives its place in the queue back.
   async_semaphore* limiter = nullptr;
+  /// Blocking run_tasks only: the signals that stop the run (the first one is
+  /// the shutdown request, cause stop_cause::signal) and what repeated ones do.
+  signal_policy signals{};
+  /// Blocking run_tasks only: threads that run the io_context, the calling one
+  /// included. Tasks of one run are serialized on a strand; more threads help
+  /// when tasks do blocking work or several runs share the context.
+  std::size_t threads = 1;
 };
 
 namespace detail {
@@ -61,13 +68,15 @@ using run_handler = asio::any_completion_handler<run_signature>;
 
 void async_run_tasks_erased(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
                             std::size_t max_concurrent, run_options options, run_handler handler);
+run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t max_concurrent,
+                              run_options options);
 
 struct run_initiation {
   template <class Handler>
   void operator()(Handler&& handler, asio::any_io_executor ex,
                   std::shared_ptr<task_list_base> tasks, std::size_t max_concurrent,
                   run_options options) const {
-    async_run_tasks_erased(std::move(ex), std::move(tasks), max_concurrent, options,
+    async_run_tasks_erased(std::move(ex), std::move(tasks), max_concurrent, std::move(options),
                            run_handler(std::forward<Handler>(handler)));
   }
 };
@@ -134,6 +143,30 @@ auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
                      std::size_t max_concurrent, CompletionToken&& token) {
   return async_run_tasks(std::move(ex), std::move(tasks), max_concurrent, run_options{},
                          std::forward<CompletionToken>(token));
+}
+
+/// The seed's run_tasks for a whole program: runs `tasks` with at most
+/// `max_concurrent` at once on an io_context of its own (options.threads
+/// threads), until every task has ended or a shutdown signal (SIGINT, SIGTERM
+/// by default: options.signals) stopped the run and every started task's
+/// cleanup has run. Returns the report; pass it to graceful::exit_process to
+/// exit as a shell expects (killed by the signal).
+///
+/// On the first signal: no new task starts; running tasks get terminal
+/// cancellation and run their cleanup (shielded awaits included) to the end;
+/// queued and not-started tasks never start; report.cause() is
+/// stop_cause::signal and report.signal_number() the signal. Repeated signals
+/// follow options.signals.force_exit_after (by default they never cut a
+/// cleanup short). The signal handlers are installed before the first task
+/// starts and removed before run_tasks returns (SIG_DFL again).
+///
+/// Throws std::invalid_argument, before anything starts, for
+/// `max_concurrent == 0`, an empty callable in `tasks`, `options.threads == 0`
+/// or a signal policy that makes no sense; the message names the problem.
+template <awaitable_task Task>
+run_report run_tasks(std::vector<Task> tasks, std::size_t max_concurrent, run_options options = {}) {
+  return detail::run_tasks_blocking(std::make_shared<detail::task_list<Task>>(std::move(tasks)),
+                                    max_concurrent, std::move(options));
 }
 
 }  // namespace graceful

@@ -1,0 +1,130 @@
+// The seed's program in C++: N tasks, at most C at once. Each prints
+// "Task started.", sleeps 2 s, prints "Task finished.", and in a cleanup that
+// must survive Ctrl+C (awaited, shielded) sleeps 1 s and prints "Cleaned up.".
+//
+//   seed_run_tasks --n-tasks N --max-concurrent C
+//       [--task-ms 2000] [--cleanup-ms 1000] [--force-exit-after K] [--trace-cleanup]
+//
+// Press Ctrl+C: every started task cleans up, no new task starts, and the
+// process dies by SIGINT, as a shell expects.
+#include <graceful/graceful.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace asio = boost::asio;
+
+namespace {
+
+struct settings {
+  std::size_t n_tasks = 0;
+  std::size_t max_concurrent = 0;
+  std::chrono::milliseconds task{2000};
+  std::chrono::milliseconds cleanup{1000};
+  unsigned force_exit_after = 0;
+  bool trace_cleanup = false;
+};
+
+// One line, flushed at once: the output may be a pipe that a test reads.
+void say(const char* line) {
+  std::puts(line);
+  std::fflush(stdout);
+}
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+asio::awaitable<void> cleanup(const settings& s) {
+  if (s.trace_cleanup) say("Cleanup started.");
+  co_await sleep_for(s.cleanup);
+  say("Cleaned up.");
+}
+
+asio::awaitable<void> task(const settings& s) {
+  say("Task started.");
+  std::exception_ptr e;
+  try {
+    co_await sleep_for(s.task);
+    say("Task finished.");
+  } catch (...) {
+    e = std::current_exception();
+  }
+  co_await graceful::shield(cleanup(s));  // runs to its end, Ctrl+C or not
+  if (e) std::rethrow_exception(e);
+}
+
+std::size_t count_arg(std::string_view name, const char* value) {
+  std::size_t used = 0;
+  unsigned long long n = std::stoull(value, &used);
+  if (used != std::string_view(value).size()) throw std::invalid_argument(std::string(name));
+  return static_cast<std::size_t>(n);
+}
+
+settings parse(int argc, char** argv) {
+  settings s;
+  bool have_n = false, have_c = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--trace-cleanup") {
+      s.trace_cleanup = true;
+      continue;
+    }
+    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + std::string(arg));
+    const char* value = argv[++i];
+    if (arg == "--n-tasks") {
+      s.n_tasks = count_arg(arg, value);
+      have_n = true;
+    } else if (arg == "--max-concurrent") {
+      s.max_concurrent = count_arg(arg, value);
+      have_c = true;
+    } else if (arg == "--task-ms") {
+      s.task = std::chrono::milliseconds(count_arg(arg, value));
+    } else if (arg == "--cleanup-ms") {
+      s.cleanup = std::chrono::milliseconds(count_arg(arg, value));
+    } else if (arg == "--force-exit-after") {
+      s.force_exit_after = static_cast<unsigned>(count_arg(arg, value));
+    } else {
+      throw std::invalid_argument("unknown option " + std::string(arg));
+    }
+  }
+  if (!have_n || !have_c) throw std::invalid_argument("--n-tasks and --max-concurrent are required");
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  try {
+    s = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr,
+                 "seed_run_tasks: %s\nusage: seed_run_tasks --n-tasks N --max-concurrent C "
+                 "[--task-ms MS] [--cleanup-ms MS] [--force-exit-after K] [--trace-cleanup]\n",
+                 e.what());
+    return 2;
+  }
+  std::vector<std::function<asio::awaitable<void>()>> tasks(s.n_tasks, [&s] { return task(s); });
+  graceful::run_options options;
+  options.signals.force_exit_after = s.force_exit_after;
+  try {
+    graceful::run_report report = graceful::run_tasks(std::move(tasks), s.max_concurrent, options);
+    graceful::exit_process(report);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "seed_run_tasks: %s\n", e.what());
+    return 2;
+  }
+}

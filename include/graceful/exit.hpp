@@ -1,0 +1,18 @@
+// graceful: bounded-concurrency async work with graceful shutdown, on Boost.Asio.
+#pragma once
+
+#include <graceful/report.hpp>
+
+namespace graceful {
+
+/// Ends the process the way its parent expects after `report`'s run.
+///
+/// Flushes stdio and the standard C++ streams first. If a signal stopped the
+/// run, restores that signal's default action and raises it, so that the
+/// parent sees "killed by SIGINT" (what shells rely on to stop a script on
+/// Ctrl+C); if that does not end the process (PID 1 of a container ignores
+/// signals whose action is the default), `_exit(128 + signal)`. Otherwise
+/// `std::exit(report.exit_code())`: 0 when every task completed, 1 if not.
+[[noreturn]] void exit_process(const run_report& report);
+
+}  // namespace graceful

@@ -1,0 +1,111 @@
+// graceful: bounded-concurrency async work with graceful shutdown, on Boost.Asio.
+#pragma once
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <csignal>
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+namespace graceful {
+
+namespace asio = boost::asio;
+
+/// The signals that request a shutdown unless told otherwise: SIGINT, SIGTERM.
+std::vector<int> default_shutdown_signals();
+
+/// What to do with the signals that arrive after the first one.
+struct signal_policy {
+  /// The signals listened to. Each must be a valid, catchable signal number.
+  std::vector<int> signals = default_shutdown_signals();
+  /// 0 (default): repeated signals are counted and otherwise ignored, so they
+  /// never cut a cleanup short. N >= 2: the Nth signal ends the process at
+  /// once with status 128+signal ("press Ctrl+C three times to kill"),
+  /// cleanups or not; each signal before it prints on stderr how many more
+  /// would force the exit. (Signals of one kind sent faster than the process
+  /// handles them merge into one: the kernel queues one of each.)
+  unsigned force_exit_after = 0;
+};
+
+namespace detail {
+struct signals_state;
+using signal_wait_signature = void(boost::system::error_code, int);
+using signal_wait_handler = asio::any_completion_handler<signal_wait_signature>;
+void signals_wait_erased(std::shared_ptr<signals_state> state, signal_wait_handler handler);
+
+struct signal_wait_initiation {
+  std::shared_ptr<signals_state> state;
+
+  template <class Handler>
+  void operator()(Handler&& handler) const {
+    signals_wait_erased(state, signal_wait_handler(std::forward<Handler>(handler)));
+  }
+};
+}  // namespace detail
+
+/// Listens for shutdown signals, on an asio::signal_set, from construction
+/// to destruction.
+///
+/// The first signal is the shutdown request: async_wait completes with its
+/// number. Later ones follow the signal_policy. Signals that arrive before
+/// async_wait is called are not lost. Destroying the object removes its
+/// handlers; once no other asio::signal_set holds a signal, its default action
+/// (SIG_DFL) is back, so a later signal behaves normally.
+///
+/// @par Thread Safety
+/// Every member may be called from any thread.
+class shutdown_signals {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  /// Starts listening now. Throws std::invalid_argument for a policy that
+  /// makes no sense (an invalid or uncatchable signal number, no signals with
+  /// force_exit_after set, force_exit_after == 1), and
+  /// boost::system::system_error if a handler cannot be installed.
+  explicit shutdown_signals(asio::any_io_executor ex, signal_policy policy = {});
+  shutdown_signals(const shutdown_signals&) = delete;
+  shutdown_signals& operator=(const shutdown_signals&) = delete;
+  ~shutdown_signals();
+
+  executor_type get_executor() const noexcept;
+
+  /// Waits for the first signal.
+  ///
+  /// @par Completion Signature
+  /// @code void(boost::system::error_code ec, int signal_number) @endcode
+  /// With the first signal's number; at once (posted) if it already came.
+  /// operation_aborted if the wait was cancelled or the object destroyed.
+  ///
+  /// @par Per-Operation Cancellation
+  /// `terminal`, `partial` and `total`: the wait ends with operation_aborted;
+  /// the object goes on listening.
+  ///
+  /// @par Executor
+  /// The handler runs on its associated executor (by default the object's),
+  /// never inside async_wait. A pending wait is outstanding work there.
+  template <class CompletionToken = asio::default_completion_token_t<asio::any_io_executor>>
+  auto async_wait(CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, detail::signal_wait_signature>(
+        detail::signal_wait_initiation{state_}, token);
+  }
+
+  /// Stops listening: removes the handlers (SIG_DFL once no other
+  /// asio::signal_set holds the signal) and ends a pending async_wait with
+  /// operation_aborted. Idempotent; the destructor calls it.
+  void close();
+
+  /// Signals received so far (the first one included).
+  std::size_t count() const noexcept;
+
+  /// The first signal's number; 0 if none came yet.
+  int first_signal() const noexcept;
+
+ private:
+  std::shared_ptr<detail::signals_state> state_;
+};
+
+}  // namespace graceful

@@ -1,0 +1,159 @@
+#include <graceful/signals.hpp>
+
+#include "detail/waiter_list.hpp"
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace graceful {
+
+std::vector<int> default_shutdown_signals() { return {SIGINT, SIGTERM}; }
+
+namespace detail {
+
+struct signals_state : std::enable_shared_from_this<signals_state> {
+  signals_state(asio::any_io_executor executor, signal_policy p)
+      : ex(std::move(executor)), policy(std::move(p)), set(asio::make_strand(ex)) {}
+
+  const asio::any_io_executor ex;
+  const signal_policy policy;
+  asio::signal_set set;  // its handlers run on its strand
+  std::atomic<std::size_t> received{0};
+  std::atomic<int> first{0};
+
+  // Guards `waiters`, `stopped` and the calls on `set` (an I/O object is not
+  // safe to use from two threads at once; the destructor may run anywhere).
+  std::mutex mutex;
+  waiter_list<int> waiters;
+  bool stopped = false;  // destroyed: no more waits
+
+  // Call with the mutex held.
+  void listen() {
+    set.async_wait([weak = weak_from_this()](boost::system::error_code ec, int signo) {
+      auto self = weak.lock();
+      if (!self || ec) return;  // the set was cancelled: the object is going away
+      self->on_signal(signo);
+      std::lock_guard lock(self->mutex);
+      if (!self->stopped) self->listen();
+    });
+  }
+
+  void on_signal(int signo) {
+    std::size_t n = ++received;
+    if (n == 1) {
+      first = signo;
+      waiter_list<int>::batch b;
+      {
+        std::lock_guard lock(mutex);
+        b = waiters.take_all();
+      }
+      waiter_list<int>::complete(b, ex, {}, signo);
+    }
+    if (policy.force_exit_after == 0) return;
+    if (n >= policy.force_exit_after) {
+      // What the user asked for: no more waiting for cleanups.
+      std::fprintf(stderr, "graceful: signal %d received %zu times, exiting now\n", signo, n);
+      std::fflush(nullptr);
+      ::_exit(128 + signo);
+    }
+    // Tell the user at the terminal what the next Ctrl+C will do.
+    std::fprintf(stderr, "graceful: signal %d received (%zu of %u): shutting down; %zu more to force exit\n",
+                 signo, n, policy.force_exit_after, policy.force_exit_after - n);
+    std::fflush(stderr);
+  }
+};
+
+void signals_wait_erased(std::shared_ptr<signals_state> state, signal_wait_handler handler) {
+  auto slot = handler.get_cancellation_slot();
+  std::unique_lock lock(state->mutex);
+  int first = state->first.load();
+  if (first != 0 || state->stopped) {
+    lock.unlock();
+    boost::system::error_code ec;
+    if (first == 0) ec = asio::error::operation_aborted;
+    asio::post(state->ex, asio::append(std::move(handler), ec, first));
+    return;
+  }
+  std::uint64_t id = state->waiters.add(std::move(handler), state->ex);
+  lock.unlock();
+  if (slot.is_connected()) {
+    slot.template emplace<cancel_waiter<signals_state, int>>(
+        cancel_waiter<signals_state, int>{state, id});
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+void validate(const signal_policy& p) {
+  for (int s : p.signals) {
+    if (s <= 0 || s >= NSIG) {
+      throw std::invalid_argument("graceful::shutdown_signals: " + std::to_string(s) +
+                                  " is not a signal number");
+    }
+    if (s == SIGKILL || s == SIGSTOP) {
+      throw std::invalid_argument("graceful::shutdown_signals: signal " + std::to_string(s) +
+                                  " (SIGKILL or SIGSTOP) cannot be caught");
+    }
+  }
+  if (p.force_exit_after == 1) {
+    throw std::invalid_argument(
+        "graceful::shutdown_signals: force_exit_after == 1 would skip every cleanup; use 0 "
+        "(never) or at least 2");
+  }
+  if (p.force_exit_after != 0 && p.signals.empty()) {
+    throw std::invalid_argument(
+        "graceful::shutdown_signals: force_exit_after is set but no signal is listened to");
+  }
+}
+
+}  // namespace
+
+shutdown_signals::shutdown_signals(asio::any_io_executor ex, signal_policy policy) {
+  validate(policy);
+  state_ = std::make_shared<detail::signals_state>(std::move(ex), std::move(policy));
+  std::lock_guard lock(state_->mutex);
+  for (int s : state_->policy.signals) state_->set.add(s);
+  state_->listen();
+}
+
+shutdown_signals::~shutdown_signals() { close(); }
+
+void shutdown_signals::close() {
+  detail::waiter_list<int>::batch b;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->stopped = true;
+    b = state_->waiters.take_all();
+    // Removes the handlers now (SIG_DFL once no other set holds the signal);
+    // the pending wait completes with operation_aborted and does nothing.
+    boost::system::error_code ignored;
+    state_->set.clear(ignored);
+    state_->set.cancel(ignored);
+  }
+  detail::waiter_list<int>::complete(b, state_->ex, asio::error::operation_aborted, 0);
+}
+
+shutdown_signals::executor_type shutdown_signals::get_executor() const noexcept {
+  return state_->ex;
+}
+
+std::size_t shutdown_signals::count() const noexcept { return state_->received.load(); }
+
+int shutdown_signals::first_signal() const noexcept { return state_->first.load(); }
+
+}  // namespace graceful

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Real-signal tests of graceful::run_tasks: starts examples/seed_run_tasks as a
+child process, waits for its output lines (never sleeps to synchronise), sends
+real signals and checks the lines it printed and how it exited.
+
+    signal_test.py EXE SCENARIO
+
+Exit status 0 when the scenario holds; the reason otherwise."""
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+STARTED, FINISHED, CLEANED, CLEANUP_BEGUN = (
+    "Task started.", "Task finished.", "Cleaned up.", "Cleanup started.")
+DEADLINE = 30.0  # seconds per scenario: only so that a hang fails instead of blocking ctest
+
+
+class Child:
+    def __init__(self, exe, *args, merge_stderr=False):
+        self.proc = subprocess.Popen([exe, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                                     text=True)
+        self.lines = []
+        self.queue = queue.Queue()
+        self.start = time.monotonic()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.queue.put(line.rstrip("\n"))
+        self.queue.put(None)
+
+    def wait_for(self, line, count):
+        """Blocks until `line` was printed `count` times (all lines are kept)."""
+        while self.lines.count(line) < count:
+            remaining = DEADLINE - (time.monotonic() - self.start)
+            try:
+                got = self.queue.get(timeout=max(remaining, 0.01))
+            except queue.Empty:
+                fail(f"timed out waiting for {count} x {line!r}; got {self.lines}")
+            if got is None:
+                fail(f"child exited before {count} x {line!r}; got {self.lines}")
+            self.lines.append(got)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+        return time.monotonic()
+
+    def finish(self):
+        """Waits for the exit; returns (returncode, seconds since now)."""
+        try:
+            self.proc.wait(timeout=max(DEADLINE - (time.monotonic() - self.start), 0.01))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            fail(f"child did not exit; output so far {self.lines}")
+        while True:
+            got = self.queue.get(timeout=5)
+            if got is None:
+                break
+            self.lines.append(got)
+        self.stderr = self.proc.stderr.read() if self.proc.stderr else ""
+        return self.proc.returncode, time.monotonic()
+
+
+def fail(message):
+    print("FAIL:", message)
+    sys.exit(1)
+
+
+def check(cond, message):
+    if not cond:
+        fail(message)
+
+
+def expect(child, started, finished, cleaned, code_or_signal, within=None, t_signal=None):
+    rc, t_exit = child.finish()
+    counts = (child.lines.count(STARTED), child.lines.count(FINISHED), child.lines.count(CLEANED))
+    print(f"lines: started={counts[0]} finished={counts[1]} cleaned={counts[2]}; returncode={rc}")
+    if child.stderr:
+        print("stderr:", child.stderr.strip())
+    check(counts == (started, finished, cleaned),
+          f"expected started={started} finished={finished} cleaned={cleaned}, got {counts}")
+    if isinstance(code_or_signal, signal.Signals):
+        sig = code_or_signal
+        check(rc in (-sig, 128 + sig), f"expected death by {sig.name} or {128 + sig}, got {rc}")
+    else:
+        check(rc == code_or_signal, f"expected exit status {code_or_signal}, got {rc}")
+    if within is not None:
+        took = t_exit - t_signal
+        print(f"signal to exit: {took * 1000:.0f} ms")
+        check(took <= within, f"took {took:.2f} s from the signal to the exit (limit {within} s)")
+
+
+def interrupted(exe, args, running, sig=signal.SIGINT, repeats=0):
+    """Starts the child with `args`, sends `sig` once `running` tasks have
+    started (then `repeats` more at once), and expects exactly those tasks to
+    have started and cleaned up, none finished, death by `sig` within 1.5 s."""
+    c = Child(exe, *args)
+    c.wait_for(STARTED, running)
+    t = c.signal(sig)
+    for _ in range(repeats):
+        c.signal(sig)
+    expect(c, running, 0, running, sig, within=1.5, t_signal=t)
+
+
+def interrupt_all_slots_busy(exe):
+    interrupted(exe, ["--n-tasks", "3", "--max-concurrent", "2"], 2)
+
+
+def interrupt_with_tasks_queued(exe):
+    interrupted(exe, ["--n-tasks", "10", "--max-concurrent", "2"], 2)
+
+
+def interrupt_during_cleanup(exe):
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--trace-cleanup")
+    c.wait_for(STARTED, 2)
+    t = c.signal(signal.SIGINT)
+    c.wait_for(CLEANUP_BEGUN, 2)
+    c.signal(signal.SIGINT)  # a second Ctrl+C while both cleanups wait
+    expect(c, 2, 0, 2, signal.SIGINT, within=1.5, t_signal=t)
+
+
+def rapid_repeated_interrupts(exe):
+    interrupted(exe, ["--n-tasks", "3", "--max-concurrent", "2"], 2, repeats=4)
+
+
+def interrupt_before_any_task_starts(exe):
+    # Sent at once: it lands before run_tasks installed its handlers (the
+    # default action kills the child) or after (the run stops at once). Either
+    # way no task may run on and nothing started may go uncleaned.
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2")
+    t = c.signal(signal.SIGINT)
+    rc, _ = c.finish()
+    started, cleaned = c.lines.count(STARTED), c.lines.count(CLEANED)
+    print(f"lines: {c.lines}; returncode={rc}")
+    check(c.lines.count(FINISHED) == 0, "a task finished after the interrupt")
+    check(started == cleaned, f"{started} started but {cleaned} cleaned up")
+    check(started <= 2, "more tasks started than the limit")
+    check(rc in (-signal.SIGINT, 130), f"expected death by SIGINT or 130, got {rc}")
+
+
+def sigterm(exe):
+    interrupted(exe, ["--n-tasks", "3", "--max-concurrent", "2"], 2, sig=signal.SIGTERM)
+
+
+def many_tasks(exe):
+    interrupted(exe, ["--n-tasks", "300", "--max-concurrent", "50"], 50)
+
+
+def no_signal(exe):
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--task-ms", "200", "--cleanup-ms", "100")
+    expect(c, 3, 3, 3, 0)
+
+
+def force_exit_after_three(exe):
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--cleanup-ms", "60000",
+              "--trace-cleanup", "--force-exit-after", "3", merge_stderr=True)
+    c.wait_for(STARTED, 2)
+    c.signal(signal.SIGINT)
+    c.wait_for(CLEANUP_BEGUN, 2)
+    # Wait for each acknowledgement: two SIGINTs pending at once merge into one.
+    c.wait_for("graceful: signal 2 received (1 of 3): shutting down; 2 more to force exit", 1)
+    c.signal(signal.SIGINT)
+    c.wait_for("graceful: signal 2 received (2 of 3): shutting down; 1 more to force exit", 1)
+    t = c.signal(signal.SIGINT)  # the third: out at once, cleanups cut short
+    expect(c, 2, 0, 0, 130, within=1.5, t_signal=t)
+
+
+SCENARIOS = {f.__name__: f for f in [
+    interrupt_all_slots_busy, interrupt_with_tasks_queued, interrupt_during_cleanup,
+    rapid_repeated_interrupts, interrupt_before_any_task_starts, sigterm, many_tasks,
+    no_signal, force_exit_after_three]}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[2] not in SCENARIOS:
+        print(__doc__)
+        print("scenarios:", " ".join(SCENARIOS))
+        sys.exit(2)
+    SCENARIOS[sys.argv[2]](sys.argv[1])
+    print("PASS")
