@@ -171,10 +171,49 @@ def force_exit_after_three(exe):
     expect(c, 2, 0, 0, 130, within=1.5, t_signal=t)
 
 
+def run_twice(exe):
+    # exe: signal_child
+    c = Child(exe, "twice")
+    c.wait_for(STARTED, 2)
+    c.signal(signal.SIGINT)
+    c.wait_for(f"first: cause=1 signal={int(signal.SIGINT)} cancelled_running=2", 1)
+    c.wait_for(STARTED, 4)  # the second run's two tasks
+    t = c.signal(signal.SIGINT)
+    expect(c, 4, 0, 0, signal.SIGINT, within=1.5, t_signal=t)
+    check(f"second: cause=1 signal={int(signal.SIGINT)} cancelled_running=2" in c.lines,
+          "the second run was not stopped by the signal")
+
+
+def default_action_restored(exe):
+    # exe: signal_child
+    c = Child(exe, "restored")
+    c.wait_for("returned.", 1)
+    c.signal(signal.SIGINT)
+    rc, _ = c.finish()
+    print(f"lines: {c.lines}; returncode={rc}")
+    check(rc == -signal.SIGINT, f"expected death by SIGINT (default action), got {rc}")
+
+
+def report_after_sigterm(exe):
+    # exe: report_after_ctrl_c
+    c = Child(exe)
+    for i in range(4):
+        c.wait_for(f"task {i} running", 1)
+    t = c.signal(signal.SIGTERM)
+    rc, t_exit = c.finish()
+    print("\n".join(c.lines))
+    for line in ["stopped by signal (signal 15)", "  completed: 0", "  cancelled_running: 4",
+                 "  cancelled_queued: 1", "  not_started: 15",
+                 "16 tasks never started and can be run later"]:
+        check(line in c.lines, f"missing line {line!r}")
+    check(rc == -signal.SIGTERM, f"expected death by SIGTERM, got {rc}")
+    check(t_exit - t <= 1.5, "too slow")
+
+
 SCENARIOS = {f.__name__: f for f in [
     interrupt_all_slots_busy, interrupt_with_tasks_queued, interrupt_during_cleanup,
     rapid_repeated_interrupts, interrupt_before_any_task_starts, sigterm, many_tasks,
-    no_signal, force_exit_after_three]}
+    no_signal, force_exit_after_three, run_twice, default_action_restored, report_after_sigterm]}
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[2] not in SCENARIOS:

@@ -479,4 +479,50 @@ BOOST_AUTO_TEST_CASE(io_context_run_by_four_threads_cancelled_midway) {
   check_accounting(r);
 }
 
+// The blocking form, without signals (those are tested in child processes).
+
+BOOST_AUTO_TEST_CASE(blocking_run_tasks_refuses_bad_input_with_a_message_naming_it) {
+  probe p;
+  auto message = [](auto&& call) -> std::string {
+    try {
+      call();
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  BOOST_TEST(message([&] { graceful::run_tasks(sleepers(p, 2, 0ms), 0); })
+                 .find("max_concurrent must be at least 1") != std::string::npos);
+  auto with_null = sleepers(p, 3, 0ms);
+  with_null[2] = task{};
+  BOOST_TEST(message([&] { graceful::run_tasks(std::move(with_null), 2); })
+                 .find("task 2 is an empty callable") != std::string::npos);
+  graceful::run_options zero_threads;
+  zero_threads.threads = 0;
+  BOOST_TEST(message([&] { graceful::run_tasks(sleepers(p, 2, 0ms), 2, zero_threads); })
+                 .find("threads must be at least 1") != std::string::npos);
+  graceful::run_options bad_signals;
+  bad_signals.signals.force_exit_after = 1;
+  BOOST_TEST(message([&] { graceful::run_tasks(sleepers(p, 2, 0ms), 2, bad_signals); })
+                 .find("force_exit_after") != std::string::npos);
+  BOOST_TEST(p.invoked.load() == 0);  // nothing started
+}
+
+BOOST_AUTO_TEST_CASE(blocking_run_tasks_runs_everything_on_one_or_several_threads) {
+  for (std::size_t threads : {1u, 3u}) {
+    probe p;
+    std::vector<task> tasks;
+    for (std::size_t i = 0; i < 40; ++i) tasks.push_back(sleeper(p, i, 1ms, false));
+    graceful::run_options options;
+    options.threads = threads;
+    run_report r = graceful::run_tasks(std::move(tasks), 4, options);
+    BOOST_TEST(r.count(task_outcome::completed) == 40u);
+    BOOST_TEST(r.cause() == stop_cause::none);
+    BOOST_TEST(r.exit_code() == 0);
+    BOOST_TEST(p.peak.load() <= 4);
+  }
+  run_report empty = graceful::run_tasks(std::vector<task>{}, 4);
+  BOOST_TEST(empty.size() == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
