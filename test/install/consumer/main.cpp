@@ -4,6 +4,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -78,9 +79,38 @@ static bool run_ok() {
          report.cause() == graceful::stop_cause::cancelled;
 }
 
+// A registry, the way a server uses it: spawn, close, cancel_all, join.
+static bool registry_ok() {
+  asio::io_context ctx;
+  graceful::task_registry reg(ctx.get_executor(), 2);
+  int cleaned = 0;
+  for (int i = 0; i < 5; ++i) {
+    reg.spawn([&]() -> asio::awaitable<void> {
+      struct cleanup {
+        int& n;
+        ~cleanup() { ++n; }
+      } c{cleaned};
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+      co_await t.async_wait(asio::use_awaitable);
+    });
+  }
+  bool joined = false;
+  asio::post(ctx, [&] {
+    reg.close();
+    reg.cancel_all(graceful::stop_cause::signal);
+    reg.async_join([&](boost::system::error_code ec) { joined = !ec; });
+  });
+  ctx.run();
+  auto s = reg.snapshot();
+  std::printf("consumer: registry: %zu cancelled_running (%d cleaned), %zu cancelled_queued, joined %s\n",
+              s.cancelled_running, cleaned, s.cancelled_queued, joined ? "yes" : "no");
+  return joined && s.cancelled_running == 2 && cleaned == 2 && s.cancelled_queued == 3;
+}
+
 int main() {
   bool ok = semaphore_ok();
   ok = run_ok() && ok;
+  ok = registry_ok() && ok;
   std::printf("consumer: %s\n", ok ? "all ok" : "FAILED");
   return ok ? 0 : 1;
 }
