@@ -2,12 +2,13 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
+#include <exception>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace graceful {
@@ -17,12 +18,15 @@ namespace asio = boost::asio;
 /// Runs `op` to its end, whatever happens to the coroutine that awaits it:
 /// the C++ form of Python's `asyncio.shield`.
 ///
-/// `op` runs as its own coroutine on the awaiting coroutine's executor, with a
-/// cancellation state of its own that nothing is connected to: a cancellation
-/// that reached the awaiting coroutine before, or reaches it while `op` runs
-/// (a second Ctrl+C), never touches `op`. `shield` returns what `op` returns
-/// and rethrows what `op` throws; it never throws because the awaiting
-/// coroutine was cancelled.
+/// `op` runs inline, in the awaiting coroutine's own thread of execution (no
+/// new coroutine, no allocation beyond `op`'s frame), behind a cancellation
+/// state that lets nothing through: a cancellation that reached the awaiting
+/// coroutine before, or reaches it while `op` runs (a second Ctrl+C), never
+/// touches `op`. Afterwards the coroutine gets a fresh cancellation state with
+/// Asio's default filter (terminal only): cancellations that arrived during
+/// `op` are not replayed by Asio (tasks run by graceful get them re-delivered
+/// at their next await). `shield` returns what `op` returns and rethrows what
+/// `op` throws; it never throws because the awaiting coroutine was cancelled.
 ///
 /// The pattern for an awaited cleanup (`co_await` is not allowed inside a
 /// `catch` block, so capture the exception, await the cleanup, rethrow):
@@ -33,23 +37,37 @@ namespace asio = boost::asio;
 /// if (e) std::rethrow_exception(e);
 /// @endcode
 ///
-/// Tasks run by graceful::async_run_tasks / run_tasks are set up for this
-/// pattern. A coroutine you `co_spawn` yourself must first call
+/// Tasks run by graceful::async_run_tasks / run_tasks / task_registry are set
+/// up for this pattern. A coroutine you `co_spawn` yourself must first call
 /// `co_await asio::this_coro::throw_if_cancelled(false);`: with Asio's default
 /// (true), a cancelled coroutine throws operation_aborted at its next
 /// `co_await` of anything, `co_await shield(...)` included, before the cleanup
 /// could start.
-///
-/// @par Thread Safety
-/// `op` runs on the awaiting coroutine's executor; use a strand there if that
-/// executor is multi-threaded and `op` shares state with the awaiting code.
 template <class T, class Executor>
 asio::awaitable<T, Executor> shield(asio::awaitable<T, Executor> op) {
-  auto ex = co_await asio::this_coro::executor;
-  // An unconnected slot: the spawned coroutine gets no cancellation from us.
-  co_return co_await asio::co_spawn(
-      ex, std::move(op),
-      asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable_t<Executor>()));
+  // Blocks every cancellation type, and clears the sticky "cancelled" flag.
+  co_await asio::this_coro::reset_cancellation_state(
+      asio::cancellation_filter<asio::cancellation_type::none>());
+  std::exception_ptr error;
+  if constexpr (std::is_void_v<T>) {
+    try {
+      co_await std::move(op);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    if (error) std::rethrow_exception(error);
+  } else {
+    std::optional<T> result;
+    try {
+      result.emplace(co_await std::move(op));
+    } catch (...) {
+      error = std::current_exception();
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    if (error) std::rethrow_exception(error);
+    co_return std::move(*result);
+  }
 }
 
 }  // namespace graceful

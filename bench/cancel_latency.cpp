@@ -1,0 +1,83 @@
+// The cancel-latency protocol v1 (../shared/bench-protocol.md) written with
+// graceful's public API, the way a user would: run_tasks owns the io_context
+// and the SIGINT/SIGTERM handling, a task is a small callable, the async
+// cleanup goes through graceful::shield, and exit_process ends the process as
+// the protocol (and a shell) expects.
+//
+//   cancel_latency --tasks N --max-concurrent C [--cleanup sync|async] [--threads T]
+#include "protocol_args.hpp"
+
+#include <graceful/graceful.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <vector>
+
+namespace asio = boost::asio;
+
+namespace {
+
+struct counters {
+  std::atomic<std::size_t> started{0};
+  std::atomic<std::size_t> cleaned{0};
+  std::size_t ready_at = 0;
+  bool async_cleanup = false;
+};
+
+// Counts the task as cleaned however it ends.
+struct cleanup_guard {
+  counters* c;
+  ~cleanup_guard() { c->cleaned.fetch_add(1, std::memory_order_relaxed); }
+};
+
+asio::awaitable<void> async_cleanup(counters* c) {
+  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+  c->cleaned.fetch_add(1, std::memory_order_relaxed);
+}
+
+// One task: a pointer (8 bytes per queued task). It learns of its
+// cancellation by error code (as_tuple): no exception on the shutdown path.
+struct protocol_task {
+  counters* c;
+
+  asio::awaitable<void> operator()() const {
+    auto ex = co_await asio::this_coro::executor;
+    if (c->started.fetch_add(1, std::memory_order_relaxed) + 1 == c->ready_at) bench::print_ready();
+    if (c->async_cleanup) {
+      {
+        asio::steady_timer t(ex, std::chrono::hours(1));
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      co_await graceful::shield(async_cleanup(c));
+    } else {
+      cleanup_guard g{c};
+      asio::steady_timer t(ex, std::chrono::hours(1));
+      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bench::protocol_args a = bench::parse_protocol_args(argc, argv);
+  counters c;
+  c.ready_at = std::min(a.tasks, a.max_concurrent);
+  c.async_cleanup = a.async_cleanup;
+  if (c.ready_at == 0) bench::print_ready();
+
+  std::vector<protocol_task> tasks(a.tasks, protocol_task{&c});
+  graceful::run_options options;
+  options.threads = a.threads;
+  graceful::run_report report = graceful::run_tasks(std::move(tasks), a.max_concurrent, options);
+  long long joined = bench::monotonic_ns();
+  bench::print_done(c.started.load(), c.cleaned.load(), joined);
+  graceful::exit_process(report);  // 130/143 or death by the signal; 0 without one
+}
