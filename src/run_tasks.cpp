@@ -34,7 +34,7 @@ namespace {
 // One per concurrency slot in use. A task's relay is only used on the run's
 // strand, where the task runs, and outlives the task (Asio facts 1-2).
 struct runner {
-  std::shared_ptr<cancel_relay> relay;  // the current task's; a new one per task
+  relay_ptr relay;  // the current task's; a new one per task
   semaphore_permit permit;
   std::size_t index = 0;
   bool busy = false;
@@ -49,10 +49,14 @@ struct runner {
 // straight to the next one.
 class run_engine : public std::enable_shared_from_this<run_engine> {
  public:
+  // `serial`: ex_ is an io_context executor whose context only one thread
+  // runs (the blocking run_tasks' own): tasks then run on it directly, with no
+  // strand, and their executor fits in any_io_executor's inline buffer.
   run_engine(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks, std::size_t limit,
-             run_options options, run_handler handler)
+             run_options options, run_handler handler, bool serial)
       : ex_(std::move(ex)),
-        strand_(asio::make_strand(ex_)),
+        serial_(serial ? ex_.target<asio::io_context::executor_type>() : nullptr),
+        strand_(serial_ != nullptr ? ex_ : asio::any_io_executor(asio::make_strand(ex_))),
         tasks_(std::move(tasks)),
         n_(tasks_->size()),
         options_(options),
@@ -68,7 +72,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     for (std::size_t k = runner_count_; k > 0; --k) free_.push_back(&runners_[k - 1]);
   }
 
-  const asio::strand<asio::any_io_executor>& strand() const noexcept { return strand_; }
+  // Where the run's state lives: a strand of ex_, or ex_ itself when serial.
+  const asio::any_io_executor& strand() const noexcept { return strand_; }
 
   // Starts what the free slots allow, parks for the rest.
   void fill() {
@@ -136,11 +141,15 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     free_.pop_back();
     r.index = i;
     r.busy = true;
-    r.relay = std::make_shared<cancel_relay>();
+    r.relay = make_relay();
     r.permit = std::move(permit);
     ++running_;
-    spawn_task(strand_, r.relay, std::move(task),
-               [self = shared_from_this(), &r](task_end end) { self->on_task_end(r, std::move(end)); });
+    auto on_end = [self = shared_from_this(), &r](task_end end) { self->on_task_end(r, std::move(end)); };
+    if (serial_ != nullptr) {
+      spawn_task(*serial_, r.relay, std::move(task), std::move(on_end));
+    } else {
+      spawn_task(strand_, r.relay, std::move(task), std::move(on_end));
+    }
     return true;
   }
 
@@ -192,7 +201,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   }
 
   asio::any_io_executor ex_;
-  asio::strand<asio::any_io_executor> strand_;
+  const asio::io_context::executor_type* serial_;  // inside ex_, or null
+  asio::any_io_executor strand_;
   std::shared_ptr<task_list_base> tasks_;
   std::size_t n_;
   run_options options_;
@@ -246,14 +256,14 @@ std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurre
 // already completed (an empty list).
 std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
                                       std::size_t max_concurrent, run_options options,
-                                      run_handler handler) {
+                                      run_handler handler, bool serial = false) {
   if (tasks->size() == 0) {
     complete_now(ex, std::move(handler), {});
     return nullptr;
   }
   auto slot = handler.get_cancellation_slot();
   auto engine = std::make_shared<run_engine>(ex, std::move(tasks), max_concurrent,
-                                             std::move(options), std::move(handler));
+                                             std::move(options), std::move(handler), serial);
   // The slot belongs to the initiating side: connect it here, before any hop.
   if (slot.is_connected()) slot.template emplace<cancel_run>(cancel_run{engine});
   asio::dispatch(engine->strand(), [engine] { engine->fill(); });
@@ -278,7 +288,7 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
   if (options.threads == 0) {
     throw std::invalid_argument("graceful::run_tasks: threads must be at least 1");
   }
-  asio::io_context ctx(options.threads == 1 ? 1 : static_cast<int>(options.threads));
+  asio::io_context ctx(static_cast<int>(options.threads));
   // The run's handler and the signal handler share a strand: the run's
   // cancellation is emitted on its handler's executor, as Asio requires.
   auto strand = asio::make_strand(ctx);
@@ -289,7 +299,8 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
                           asio::bind_executor(strand, [&](boost::system::error_code, run_report r) {
                             report = std::move(r);
                             signals.close();  // nothing left to stop: let the context run out
-                          }));
+                          }),
+                          /*serial=*/options.threads == 1);
   if (engine) {
     signals.async_wait(asio::bind_executor(
         strand, [weak = std::weak_ptr<run_engine>(engine)](boost::system::error_code ec, int signo) {

@@ -90,7 +90,7 @@ struct registry_node {
   const task_id id;
   std::unique_ptr<registry_task> task;  // freed with the node, after the coroutine
   asio::strand<asio::any_io_executor> strand;
-  std::shared_ptr<cancel_relay> relay = std::make_shared<cancel_relay>();  // on the strand only
+  relay_ptr relay = make_relay();  // on the strand only
   // Under the registry's mutex.
   task_state state = task_state::not_started;
   bool cancel_requested = false;

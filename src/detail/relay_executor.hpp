@@ -6,7 +6,9 @@
 #include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
 
-#include <memory>
+#include <atomic>
+#include <cstddef>
+#include <utility>
 #include <type_traits>
 #include <utility>
 
@@ -33,6 +35,7 @@ namespace asio = boost::asio;
 // A task's cancellation: emitted only on the task's strand (Asio facts 1-2),
 // alive as long as the task's executor or node is.
 struct cancel_relay {
+  std::atomic<std::size_t> refs{0};  // relay_ptr's count
   asio::cancellation_signal signal;
   bool requested = false;   // a stop reached this task
   bool ended = false;       // its coroutine has completed
@@ -52,11 +55,40 @@ struct cancel_relay {
   }
 };
 
+// An intrusive reference: one pointer, so that a relay_executor around an
+// io_context executor fits in any_io_executor's inline buffer (no shared
+// target allocated and reference-counted on every copy and prefer()).
+class relay_ptr {
+ public:
+  relay_ptr() = default;
+  explicit relay_ptr(cancel_relay* p) noexcept : p_(p) {
+    if (p_ != nullptr) p_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  relay_ptr(const relay_ptr& o) noexcept : relay_ptr(o.p_) {}
+  relay_ptr(relay_ptr&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  relay_ptr& operator=(relay_ptr o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  ~relay_ptr() {
+    if (p_ != nullptr && p_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete p_;
+  }
+
+  cancel_relay* operator->() const noexcept { return p_; }
+  cancel_relay& operator*() const noexcept { return *p_; }
+  friend bool operator==(const relay_ptr& a, const relay_ptr& b) noexcept { return a.p_ == b.p_; }
+
+ private:
+  cancel_relay* p_ = nullptr;
+};
+
+inline relay_ptr make_relay() { return relay_ptr(new cancel_relay); }
+
 // Runs f, then re-delivers a pending cancellation to whatever the task now awaits.
 template <class F>
 struct relay_step {
   F f;
-  std::shared_ptr<cancel_relay> relay;
+  relay_ptr relay;
 
   void operator()() {
     std::move(f)();
@@ -69,7 +101,7 @@ struct relay_step {
 template <class Inner>
 class relay_executor {
  public:
-  relay_executor(Inner inner, std::shared_ptr<cancel_relay> relay) noexcept
+  relay_executor(Inner inner, relay_ptr relay) noexcept
       : inner_(std::move(inner)), relay_(std::move(relay)) {}
 
   template <class Property>
@@ -115,7 +147,7 @@ class relay_executor {
   friend class relay_executor;
 
   Inner inner_;
-  std::shared_ptr<cancel_relay> relay_;
+  relay_ptr relay_;
 };
 
 }  // namespace graceful::detail

@@ -38,7 +38,7 @@ template <class OnEnd>
 struct task_completion {
   using cancellation_slot_type = boost::asio::cancellation_slot;
 
-  std::shared_ptr<cancel_relay> relay;
+  relay_ptr relay;
   OnEnd on_end;
 
   cancellation_slot_type get_cancellation_slot() const noexcept { return relay->signal.slot(); }
@@ -50,14 +50,14 @@ struct task_completion {
   }
 };
 
-// Starts `task` on `strand` with `relay` as its cancellation: the coroutine's
+// Starts `task` on `strand` (a strand, or an executor that never runs two
+// handlers at once) with `relay` as its cancellation: the coroutine's
 // executor is a relay_executor (see relay_executor.hpp), its slot is the
 // relay's signal. `on_end(task_end)` runs on the strand once the coroutine has
 // completed. Call it on the strand: the coroutine then runs inline up to its
 // first suspension, before any emit can reach it (Asio fact 3).
-template <class OnEnd>
-void spawn_task(const boost::asio::strand<boost::asio::any_io_executor>& strand,
-                std::shared_ptr<cancel_relay> relay, boost::asio::awaitable<void> task,
+template <class Serial, class OnEnd>
+void spawn_task(const Serial& strand, relay_ptr relay, boost::asio::awaitable<void> task,
                 OnEnd on_end) {
   boost::asio::any_io_executor ex(relay_executor(strand, relay));
   boost::asio::co_spawn(std::move(ex), run_task_frame(std::move(task)),
