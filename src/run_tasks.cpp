@@ -56,7 +56,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
              run_options options, run_handler handler, bool serial)
       : ex_(std::move(ex)),
         serial_(serial ? ex_.target<asio::io_context::executor_type>() : nullptr),
-        strand_(serial_ != nullptr ? ex_ : asio::any_io_executor(asio::make_strand(ex_))),
+        task_strand_(asio::make_strand(ex_)),
+        strand_(serial_ != nullptr ? ex_ : asio::any_io_executor(task_strand_)),
         tasks_(std::move(tasks)),
         n_(tasks_->size()),
         options_(options),
@@ -148,7 +149,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     if (serial_ != nullptr) {
       spawn_task(*serial_, r.relay, std::move(task), std::move(on_end));
     } else {
-      spawn_task(strand_, r.relay, std::move(task), std::move(on_end));
+      spawn_task(task_strand_, r.relay, std::move(task), std::move(on_end));
     }
     return true;
   }
@@ -202,7 +203,10 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
 
   asio::any_io_executor ex_;
   const asio::io_context::executor_type* serial_;  // inside ex_, or null
-  asio::any_io_executor strand_;
+  // The concrete strand for the tasks' executors (no double type erasure);
+  // unused when serial.
+  asio::strand<asio::any_io_executor> task_strand_;
+  asio::any_io_executor strand_;  // task_strand_, or ex_ when serial
   std::shared_ptr<task_list_base> tasks_;
   std::size_t n_;
   run_options options_;
