@@ -17,12 +17,12 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
-#include <boost/asio/strand.hpp>
-
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -56,8 +56,10 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
              run_options options, run_handler handler, bool serial)
       : ex_(std::move(ex)),
         serial_(serial ? ex_.target<asio::io_context::executor_type>() : nullptr),
-        task_strand_(asio::make_strand(ex_)),
-        strand_(serial_ != nullptr ? ex_ : asio::any_io_executor(task_strand_)),
+        task_strand_(serial_ != nullptr
+                         ? std::nullopt
+                         : std::optional<asio::strand<asio::any_io_executor>>(asio::make_strand(ex_))),
+        strand_(task_strand_ ? asio::any_io_executor(*task_strand_) : ex_),
         tasks_(std::move(tasks)),
         n_(tasks_->size()),
         options_(options),
@@ -73,8 +75,17 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     for (std::size_t k = runner_count_; k > 0; --k) free_.push_back(&runners_[k - 1]);
   }
 
-  // Where the run's state lives: a strand of ex_, or ex_ itself when serial.
-  const asio::any_io_executor& strand() const noexcept { return strand_; }
+  // Starts the run on its strand.
+  static void start(const std::shared_ptr<run_engine>& engine) {
+    asio::dispatch(engine->strand_, [engine] { engine->fill(); });
+  }
+
+  // stop(), from any thread: hops onto the run's strand.
+  static void request_stop(const std::shared_ptr<run_engine>& engine, stop_cause cause,
+                           int signal_number) {
+    asio::dispatch(engine->strand_,
+                   [engine, cause, signal_number] { engine->stop(cause, signal_number); });
+  }
 
   // Starts what the free slots allow, parks for the rest.
   void fill() {
@@ -149,7 +160,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     if (serial_ != nullptr) {
       spawn_task(*serial_, r.relay, std::move(task), std::move(on_end));
     } else {
-      spawn_task(task_strand_, r.relay, std::move(task), std::move(on_end));
+      spawn_task(*task_strand_, r.relay, std::move(task), std::move(on_end));
     }
     return true;
   }
@@ -158,20 +169,11 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     --running_;
     r.busy = false;
     free_.push_back(&r);
-    switch (end.kind) {
-      case end_kind::returned:
-        outcomes_[r.index] = task_outcome::completed;
-        break;
-      case end_kind::aborted:
-        if (r.relay->requested) {
-          outcomes_[r.index] = task_outcome::cancelled_running;
-          break;
-        }
-        record_failure(r.index, std::move(end.error));
-        break;
-      case end_kind::threw:
-        record_failure(r.index, std::move(end.error));
-        break;
+    task_outcome outcome = outcome_of(end, r.relay->requested);
+    if (outcome == task_outcome::failed) {
+      record_failure(r.index, std::move(end.error));
+    } else {
+      outcomes_[r.index] = outcome;
     }
     semaphore_permit permit = std::move(r.permit);
     if (options_.limiter != nullptr && slots_.waiting() > 0) {
@@ -203,10 +205,10 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
 
   asio::any_io_executor ex_;
   const asio::io_context::executor_type* serial_;  // inside ex_, or null
-  // The concrete strand for the tasks' executors (no double type erasure);
-  // unused when serial.
-  asio::strand<asio::any_io_executor> task_strand_;
-  asio::any_io_executor strand_;  // task_strand_, or ex_ when serial
+  // The concrete strand, for the tasks' executors (no double type erasure);
+  // none when serial.
+  std::optional<asio::strand<asio::any_io_executor>> task_strand_;
+  asio::any_io_executor strand_;  // where the run's state lives: *task_strand_, or ex_
   std::shared_ptr<task_list_base> tasks_;
   std::size_t n_;
   run_options options_;
@@ -236,9 +238,7 @@ struct cancel_run {
 
   void operator()(asio::cancellation_type_t type) const {
     if (!is_cancellation_request(type)) return;
-    if (auto e = engine.lock()) {
-      asio::dispatch(e->strand(), [e] { e->stop(stop_cause::cancelled, 0); });
-    }
+    if (auto e = engine.lock()) run_engine::request_stop(e, stop_cause::cancelled, 0);
   }
 };
 
@@ -270,7 +270,7 @@ std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<
                                              std::move(options), std::move(handler), serial);
   // The slot belongs to the initiating side: connect it here, before any hop.
   if (slot.is_connected()) slot.template emplace<cancel_run>(cancel_run{engine});
-  asio::dispatch(engine->strand(), [engine] { engine->fill(); });
+  run_engine::start(engine);
   return engine;
 }
 
@@ -309,9 +309,7 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
     signals.async_wait(asio::bind_executor(
         strand, [weak = std::weak_ptr<run_engine>(engine)](boost::system::error_code ec, int signo) {
           if (ec) return;
-          if (auto e = weak.lock()) {
-            asio::dispatch(e->strand(), [e, signo] { e->stop(stop_cause::signal, signo); });
-          }
+          if (auto e = weak.lock()) run_engine::request_stop(e, stop_cause::signal, signo);
         }));
   } else {
     signals.close();

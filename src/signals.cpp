@@ -3,11 +3,9 @@
 #include "detail/waiter_list.hpp"
 
 #include <boost/asio/append.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/strand.hpp>
 
 #include <unistd.h>
 
@@ -26,11 +24,11 @@ namespace detail {
 
 struct signals_state : std::enable_shared_from_this<signals_state> {
   signals_state(asio::any_io_executor executor, signal_policy p)
-      : ex(std::move(executor)), policy(std::move(p)), set(asio::make_strand(ex)) {}
+      : ex(std::move(executor)), policy(std::move(p)), set(ex) {}
 
   const asio::any_io_executor ex;
   const signal_policy policy;
-  asio::signal_set set;  // its handlers run on its strand
+  asio::signal_set set;  // one wait at a time, re-armed by its own handler
   std::atomic<std::size_t> received{0};
   std::atomic<int> first{0};
 
@@ -77,7 +75,6 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
 };
 
 void signals_wait_erased(std::shared_ptr<signals_state> state, signal_wait_handler handler) {
-  auto slot = handler.get_cancellation_slot();
   std::unique_lock lock(state->mutex);
   int first = state->first.load();
   if (first != 0 || state->stopped) {
@@ -87,12 +84,7 @@ void signals_wait_erased(std::shared_ptr<signals_state> state, signal_wait_handl
     asio::post(state->ex, asio::append(std::move(handler), ec, first));
     return;
   }
-  std::uint64_t id = state->waiters.add(std::move(handler), state->ex);
-  lock.unlock();
-  if (slot.is_connected()) {
-    slot.template emplace<cancel_waiter<signals_state, int>>(
-        cancel_waiter<signals_state, int>{state, id});
-  }
+  park_waiter<signals_state, int>(state, std::move(lock), std::move(handler));
 }
 
 }  // namespace detail

@@ -121,8 +121,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   std::uint64_t epoch = 0;      // cancel_all calls so far
   task_id last_id = 0;
   std::size_t admitted = 0;     // between registry_admit and registry_launch
-  std::size_t slots_used = 0;   // not_started + running
-  std::size_t not_started = 0;
+  std::size_t not_started = 0;  // not_started + running: the slots in use
   std::size_t queued = 0;
   std::size_t running = 0;
   std::array<std::size_t, 5> outcomes{};
@@ -152,7 +151,6 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
       act.start.push_back(std::move(next));
       return;
     }
-    --slots_used;
   }
 
   void cancel_node(const node_ptr& node, actions& act) {
@@ -232,13 +230,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
 
   // On the node's strand.
   void on_end(const node_ptr& node, task_end end) {
-    node->relay->ended = true;
-    task_outcome outcome = task_outcome::completed;
-    if (end.kind == end_kind::aborted && node->relay->requested) {
-      outcome = task_outcome::cancelled_running;
-    } else if (end.kind != end_kind::returned) {
-      outcome = task_outcome::failed;
-    }
+    task_outcome outcome = outcome_of(end, node->relay->requested);
     actions act;
     {
       std::lock_guard lock(mutex);
@@ -286,8 +278,7 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
     if (a.epoch != state->epoch) {
       // A cancel_all ran between admission and now: it covers this task too.
       state->finish(*node, task_outcome::not_started, act);
-    } else if (state->slots_used < state->limit) {
-      ++state->slots_used;
+    } else if (state->not_started + state->running < state->limit) {
       ++state->not_started;
       act.start.push_back(std::move(node));
     } else {
@@ -300,18 +291,13 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
 }
 
 void registry_join_erased(std::shared_ptr<registry_state> state, join_handler handler) {
-  auto slot = handler.get_cancellation_slot();
   std::unique_lock lock(state->mutex);
   if (state->idle()) {
     lock.unlock();
     asio::post(state->ex, asio::append(std::move(handler), boost::system::error_code{}));
     return;
   }
-  std::uint64_t id = state->waiters.add(std::move(handler), state->ex);
-  lock.unlock();
-  // The slot belongs to the initiating side: connect it here.
-  if (slot.is_connected()) slot.template emplace<cancel_waiter<registry_state>>(
-        cancel_waiter<registry_state>{state, id});
+  park_waiter<registry_state>(state, std::move(lock), std::move(handler));
 }
 
 }  // namespace detail

@@ -133,7 +133,7 @@ auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
       detail::run_initiation{}, token, std::move(ex),
       std::shared_ptr<detail::task_list_base>(
           std::make_shared<detail::task_list<Task>>(std::move(tasks))),
-      max_concurrent, options);
+      max_concurrent, std::move(options));
 }
 
 /// async_run_tasks with default run_options.

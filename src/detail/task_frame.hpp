@@ -2,6 +2,8 @@
 
 #include "relay_executor.hpp"
 
+#include <graceful/report.hpp>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -22,6 +24,15 @@ struct task_end {
   end_kind kind = end_kind::returned;
   std::exception_ptr error;  // for aborted and threw
 };
+
+// How the report names a task's end: returned -> completed (even if a cancel
+// came too late to matter); operation_aborted after a cancel it was sent ->
+// cancelled_running; anything else -> failed.
+inline task_outcome outcome_of(const task_end& end, bool cancel_requested) noexcept {
+  if (end.kind == end_kind::returned) return task_outcome::completed;
+  if (end.kind == end_kind::aborted && cancel_requested) return task_outcome::cancelled_running;
+  return task_outcome::failed;
+}
 
 // Runs one task to its end. throw_if_cancelled(false) applies to the whole
 // awaitable thread, the task's own frames included, so that a cancelled task

@@ -96,4 +96,18 @@ struct cancel_waiter {
   }
 };
 
+// Parks `handler` in `state->waiters` (the caller holds `lock` on
+// `state->mutex` and decided the handler must wait), then connects the
+// handler's slot: the slot belongs to the initiating side.
+template <class State, class... Args>
+void park_waiter(const std::shared_ptr<State>& state, std::unique_lock<std::mutex> lock,
+                 typename waiter_list<Args...>::handler_type handler) {
+  auto slot = handler.get_cancellation_slot();
+  std::uint64_t id = state->waiters.add(std::move(handler), state->ex);
+  lock.unlock();
+  if (slot.is_connected()) {
+    slot.template emplace<cancel_waiter<State, Args...>>(cancel_waiter<State, Args...>{state, id});
+  }
+}
+
 }  // namespace graceful::detail

@@ -41,18 +41,24 @@ static bool semaphore_ok() {
   return in_order && closed_ok;
 }
 
+// Waits an hour (it only ends when cancelled); counts its cleanup however it ends.
+struct hour_task {
+  int* cleaned;
+  asio::awaitable<void> operator()() const {
+    struct cleanup {
+      int* n;
+      ~cleanup() { ++*n; }
+    } c{cleaned};
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+    co_await t.async_wait(asio::use_awaitable);
+  }
+};
+
 // 50 one-hour tasks, limit 4, the operation cancelled through its slot after 50 ms.
 static bool run_ok() {
   asio::io_context ctx;
   int cleaned = 0;
-  std::vector<std::function<asio::awaitable<void>()>> tasks(50, [&]() -> asio::awaitable<void> {
-    struct cleanup {
-      int& n;
-      ~cleanup() { ++n; }
-    } c{cleaned};
-    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
-    co_await t.async_wait(asio::use_awaitable);
-  });
+  std::vector<std::function<asio::awaitable<void>()>> tasks(50, hour_task{&cleaned});
   asio::cancellation_signal sig;
   graceful::run_report report;
   auto t0 = std::chrono::steady_clock::now();
@@ -84,16 +90,7 @@ static bool registry_ok() {
   asio::io_context ctx;
   graceful::task_registry reg(ctx.get_executor(), 2);
   int cleaned = 0;
-  for (int i = 0; i < 5; ++i) {
-    reg.spawn([&]() -> asio::awaitable<void> {
-      struct cleanup {
-        int& n;
-        ~cleanup() { ++n; }
-      } c{cleaned};
-      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
-      co_await t.async_wait(asio::use_awaitable);
-    });
-  }
+  for (int i = 0; i < 5; ++i) reg.spawn(hour_task{&cleaned});
   bool joined = false;
   asio::post(ctx, [&] {
     reg.close();
