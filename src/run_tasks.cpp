@@ -134,9 +134,12 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         })));
   }
 
-  // Starts the next task that can start with `permit`, if any.
+  // Starts the next task that can start with `permit`, if any. Slots are
+  // only taken with a permit in hand: a free one is always there (a shared
+  // limiter is waited for only while one is, and nothing else takes it
+  // meanwhile); checked all the same, since a permit is cheap to give back.
   void launch_next(semaphore_permit& permit) {
-    while (!stopping_ && next_ < n_ && !launch(next_++, permit)) {
+    while (!stopping_ && next_ < n_ && !free_.empty() && !launch(next_++, permit)) {
     }
   }
 
@@ -178,9 +181,13 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     semaphore_permit permit = std::move(r.permit);
     if (options_.limiter != nullptr && slots_.waiting() > 0) {
       // A shared limiter is FIFO across its users: queue up again rather than
-      // hand the permit to our own next task ahead of older waiters.
+      // hand the permit to our own next task ahead of older waiters. Only by
+      // waiting, never with try_acquire: while our wait's grant is on its
+      // way, permits freed on other threads could otherwise fill the slot the
+      // grant was meant for.
       permit.release();
-      fill();
+      if (!stopping_ && next_ < n_ && !parked_) park();
+      maybe_finish();
       return;
     }
     launch_next(permit);

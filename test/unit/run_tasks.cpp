@@ -402,6 +402,78 @@ BOOST_AUTO_TEST_CASE(every_permit_comes_back_after_a_cancel_in_each_state) {
   BOOST_TEST(limiter.waiting() == 0u);
 }
 
+// An executor for a limiter that lets the test act at one exact point: the
+// next time the limiter's strand needs scheduling, it runs that work inline
+// and then calls `after` (as a second thread could, at that instant).
+struct hook_executor {
+  struct hook {
+    bool armed = false;
+    std::function<void()> after;
+  };
+  asio::io_context* ctx;
+  hook* h;
+
+  asio::execution_context& query(asio::execution::context_t) const noexcept { return *ctx; }
+  static constexpr asio::execution::blocking_t query(asio::execution::blocking_t) noexcept {
+    return asio::execution::blocking.never;
+  }
+  hook_executor require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
+  template <class F>
+  void execute(F&& f) const {
+    if (!h->armed) {
+      asio::post(*ctx, std::forward<F>(f));
+      return;
+    }
+    h->armed = false;
+    std::forward<F>(f)();
+    h->after();
+  }
+  bool operator==(const hook_executor&) const noexcept = default;
+};
+
+BOOST_AUTO_TEST_CASE(a_limiter_grant_that_races_free_permits_never_overfills_the_run) {
+  // Found by fault_runs with two runs sharing a limiter on several threads:
+  // a task of run X ends while X waits on the limiter; the limiter grants X's
+  // wait, and before that grant reaches X, other permits come free (another
+  // run's tasks ending on another thread). X must not start more tasks than
+  // it has slots: the grant used to find every slot taken and crash.
+  asio::io_context ctx;
+  hook_executor::hook h;
+  graceful::async_semaphore limiter(asio::any_io_executor(hook_executor{&ctx, &h}), 4);
+  std::vector<graceful::semaphore_permit> held;  // what the "other run" holds
+  for (int i = 0; i < 3; ++i) held.push_back(*limiter.try_acquire());
+  probe p;
+  asio::cancellation_signal sig;
+  std::vector<task> tasks{sleeper(p, 0, 1ms)};  // ends while the run waits on the limiter
+  for (std::size_t i = 1; i < 6; ++i) tasks.push_back(sleeper(p, i, 1h));
+  graceful::run_options options;
+  options.limiter = &limiter;
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 3, options,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.poll();  // task 0 runs; the run waits on the limiter with two slots free
+  BOOST_TEST_REQUIRE(p.started.load() == 1);
+  BOOST_TEST_REQUIRE(limiter.waiting() == 1u);
+  // When task 0's permit goes back, the limiter grants the run's wait at
+  // once, and then the three other permits come free.
+  h.armed = true;
+  h.after = [&] { held.clear(); };
+  p.on_start = [&] {
+    if (p.started == 4) asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+  };
+  ctx.run();
+  BOOST_TEST(!h.armed);  // the race did happen
+  BOOST_TEST(p.peak.load() <= 3);
+  BOOST_TEST(p.started.load() == 4);
+  BOOST_TEST(p.cleaned.load() == 4);
+  BOOST_TEST(res.calls == 1);
+  BOOST_TEST(res.report.count(task_outcome::completed) == 1u);
+  BOOST_TEST(res.report.count(task_outcome::cancelled_running) == 3u);
+  check_accounting(res.report);
+  BOOST_TEST(limiter.available() == 4u);
+  BOOST_TEST(limiter.waiting() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(token_use_awaitable_gets_the_report_even_when_cancelled) {
   asio::io_context ctx;
   probe p;

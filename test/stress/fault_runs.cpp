@@ -1,0 +1,566 @@
+// Randomized fault runs of async_run_tasks: nothing may be lost, whatever the
+// timing.
+//
+//   fault_runs [--runs N] [--seed S] [--verbose]
+//
+// Each trial draws, from its own seed, one or two runs sharing an io_context
+// of 1-4 threads (and sometimes a limiter semaphore): 0-200 tasks, a limit of
+// 1-16, a failure policy, and per task one behaviour (finishes after a short
+// timer or at once; throws at once or later; waits until cancelled; awaits a
+// shielded cleanup; its cleanup throws; its callable throws before returning
+// a coroutine). A run may be cancelled, with a random cancellation type, at
+// once, after a random delay and/or when a given task is launched. After the
+// context ran out of work, every invariant is checked (see check_run). Trial k
+// uses seed S+k; a failure prints the seed that replays it alone
+// (`--seed X --runs 1`). Without --seed, S is drawn at random and printed.
+#include <graceful/async_semaphore.hpp>
+#include <graceful/run_tasks.hpp>
+#include <graceful/shield.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using graceful::task_outcome;
+using std::chrono::microseconds;
+
+namespace {
+
+enum class behaviour : std::uint8_t {
+  finish,          // a timer of `body` (or no await at all when 0), then returns
+  throw_now,       // throws before its first await
+  throw_later,     // a timer of `body`, then throws
+  wait_cancel,     // waits an hour: ends only when cancelled
+  shielded,        // a timer of `body`, then a shielded cleanup timer of `cleanup`
+  cleanup_throws,  // like shielded, but the shielded cleanup throws at its end
+  factory_throws,  // the callable throws instead of returning a coroutine
+};
+constexpr const char* behaviour_names[] = {"finish", "throw_now", "throw_later", "wait_cancel",
+                                           "shielded", "cleanup_throws", "factory_throws"};
+
+enum class moment : std::uint8_t { none, at_once, timed };
+
+struct counter_peak {
+  std::atomic<int> now{0}, peak{0};
+  void enter() {
+    int n = ++now;
+    int p = peak.load();
+    while (n > p && !peak.compare_exchange_weak(p, n)) {
+    }
+  }
+  void leave() { --now; }
+};
+
+struct task_record {
+  behaviour kind = behaviour::finish;
+  microseconds body{0}, cleanup{0};
+  std::atomic<int> invoked{0}, entered{0}, cleaned{0}, shield_done{0};
+};
+
+struct run_state;
+
+// What a run's tasks do; every counter is checked afterwards.
+struct task_env {
+  run_state* run;
+  task_record* rec;
+  std::size_t index;
+};
+
+struct run_state {
+  // The plan.
+  std::size_t limit = 1;
+  graceful::failure_policy policy = graceful::failure_policy::continue_running;
+  moment when = moment::none;
+  asio::cancellation_type type = asio::cancellation_type::terminal;
+  microseconds delay{0};
+  std::optional<std::size_t> cancel_on_launch;  // also emit when this task is launched
+  std::unique_ptr<task_record[]> recs;
+  std::size_t n = 0;
+
+  // What happened.
+  counter_peak in_flight;
+  counter_peak* shared_in_flight = nullptr;  // across the runs of a limiter
+  std::atomic<int> handler_calls{0};
+  bool emitted = false;  // on the handler's strand
+  boost::system::error_code ec;
+  graceful::run_report report;
+  asio::cancellation_signal sig;
+  std::optional<asio::strand<asio::io_context::executor_type>> strand;
+  std::optional<asio::steady_timer> timer;
+
+  void emit() {  // on the handler's strand
+    emitted = true;
+    sig.emit(type);
+  }
+};
+
+// The task's synchronous cleanup: runs once however the coroutine ends.
+struct cleanup_guard {
+  task_env env;
+  ~cleanup_guard() {
+    ++env.rec->cleaned;
+    env.run->in_flight.leave();
+    if (env.run->shared_in_flight) env.run->shared_in_flight->leave();
+  }
+};
+
+asio::awaitable<void> wait_for(microseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+std::runtime_error task_error(std::size_t i) {
+  return std::runtime_error("task " + std::to_string(i) + " failed");
+}
+
+asio::awaitable<void> shielded_cleanup(task_env env) {
+  co_await wait_for(env.rec->cleanup);
+  ++env.rec->shield_done;
+  if (env.rec->kind == behaviour::cleanup_throws) throw task_error(env.index);
+}
+
+asio::awaitable<void> task_body(task_env env) {
+  ++env.rec->entered;
+  env.run->in_flight.enter();
+  if (env.run->shared_in_flight) env.run->shared_in_flight->enter();
+  cleanup_guard guard{env};
+  switch (env.rec->kind) {
+    case behaviour::finish:
+      if (env.rec->body.count() > 0) co_await wait_for(env.rec->body);
+      break;
+    case behaviour::throw_now:
+      throw task_error(env.index);
+    case behaviour::throw_later:
+      co_await wait_for(env.rec->body);
+      throw task_error(env.index);
+    case behaviour::wait_cancel:
+      co_await wait_for(std::chrono::hours(1));
+      break;
+    case behaviour::shielded:
+    case behaviour::cleanup_throws: {
+      std::exception_ptr e;
+      try {
+        co_await wait_for(env.rec->body);
+      } catch (...) {
+        e = std::current_exception();
+      }
+      co_await graceful::shield(shielded_cleanup(env));
+      if (e) std::rethrow_exception(e);
+      break;
+    }
+    case behaviour::factory_throws:
+      break;  // never reached
+  }
+}
+
+using task = std::function<asio::awaitable<void>()>;
+
+task make_task(task_env env) {
+  return [env]() -> asio::awaitable<void> {
+    ++env.rec->invoked;
+    run_state& run = *env.run;
+    if (run.cancel_on_launch == env.index) asio::post(*run.strand, [r = &run] { r->emit(); });
+    if (env.rec->kind == behaviour::factory_throws) throw task_error(env.index);
+    return task_body(env);
+  };
+}
+
+std::uint64_t splitmix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+class rng {
+ public:
+  explicit rng(std::uint64_t seed) : gen_(splitmix(seed)) {}
+  std::size_t below(std::size_t n) { return static_cast<std::size_t>(gen_() % n); }
+  std::size_t between(std::size_t lo, std::size_t hi) { return lo + below(hi - lo + 1); }
+  bool chance(std::size_t one_in) { return below(one_in) == 0; }
+  // 0 or a few microseconds to a few milliseconds, spread on a log scale.
+  microseconds short_delay(std::size_t max_us) {
+    if (chance(6)) return microseconds(0);
+    std::size_t bound = std::size_t{1} << between(0, 12);
+    return microseconds(below(std::min(bound, max_us) + 1));
+  }
+
+ private:
+  std::mt19937_64 gen_;
+};
+
+struct trial {
+  std::uint64_t seed = 0;
+  unsigned threads = 1;
+  std::optional<std::size_t> limiter_permits;
+  std::vector<std::unique_ptr<run_state>> runs;
+  counter_peak limiter_in_flight;
+
+  std::string describe() const {
+    std::ostringstream os;
+    os << "threads=" << threads << " limiter=";
+    if (limiter_permits) os << *limiter_permits; else os << "none";
+    for (std::size_t r = 0; r < runs.size(); ++r) {
+      const run_state& s = *runs[r];
+      os << "\n  run " << r << ": n=" << s.n << " limit=" << s.limit << " policy="
+         << (s.policy == graceful::failure_policy::cancel_all ? "cancel_all" : "continue")
+         << " cancel=" << (s.when == moment::none ? "none" : s.when == moment::at_once ? "at_once" : "timed")
+         << " type=" << static_cast<unsigned>(s.type) << " delay_us=" << s.delay.count();
+      if (s.cancel_on_launch) os << " on_launch=" << *s.cancel_on_launch;
+      os << " emitted=" << s.emitted << " cause=" << s.report.cause() << "\n   ";
+      for (std::size_t i = 0; i < s.n; ++i) {
+        os << ' ' << i << ':' << behaviour_names[static_cast<int>(s.recs[i].kind)];
+        if (i < s.report.size()) os << '=' << s.report.outcome(i);
+      }
+    }
+    return os.str();
+  }
+};
+
+void plan_run(run_state& s, rng& r) {
+  static constexpr asio::cancellation_type types[] = {
+      asio::cancellation_type::terminal, asio::cancellation_type::partial, asio::cancellation_type::total};
+  s.n = r.chance(10) ? r.below(3) : r.below(201);
+  s.limit = r.between(1, 16);
+  s.policy = r.chance(4) ? graceful::failure_policy::cancel_all : graceful::failure_policy::continue_running;
+  s.when = r.chance(2) ? moment::none : r.chance(4) ? moment::at_once : moment::timed;
+  s.type = types[r.below(3)];
+  s.delay = r.short_delay(4000);
+  if (s.when != moment::none && s.n > 0 && r.chance(2)) s.cancel_on_launch = r.below(s.n);
+  s.recs = std::make_unique<task_record[]>(s.n);
+  // Mostly well-behaved tasks, so that runs get far; the rest spread evenly.
+  for (std::size_t i = 0; i < s.n; ++i) {
+    task_record& t = s.recs[i];
+    std::size_t pick = r.below(20);
+    t.kind = pick < 10 ? behaviour::finish
+           : pick < 13 ? behaviour::shielded
+                       : static_cast<behaviour>(1 + (pick - 13) % 6);
+    // Only a run that will be cancelled may hold tasks that wait for it.
+    if (t.kind == behaviour::wait_cancel && s.when == moment::none) t.kind = behaviour::finish;
+    t.body = r.short_delay(300);
+    t.cleanup = r.short_delay(300);
+  }
+}
+
+// Every invariant of one run, after its context ran out of work; the first
+// one broken, or empty.
+std::string check_run(const run_state& s) {
+  std::ostringstream why;
+  auto fail = [&why](auto&&... parts) {
+    (why << ... << parts);
+    return why.str();
+  };
+  if (s.handler_calls != 1) return fail("the handler ran ", s.handler_calls.load(), " times");
+  if (s.ec) return fail("the run completed with ", s.ec.message());
+  const graceful::run_report& rep = s.report;
+  if (rep.size() != s.n) return fail("the report has ", rep.size(), " tasks, not ", s.n);
+  std::size_t total = 0;
+  for (auto o : {task_outcome::completed, task_outcome::failed, task_outcome::cancelled_running,
+                 task_outcome::cancelled_queued, task_outcome::not_started}) {
+    total += rep.count(o);
+  }
+  if (total != s.n) return fail("the report's counts add up to ", total, ", not ", s.n);
+  if (rep.count(task_outcome::cancelled_queued) > 1) return fail("more than one task cancelled_queued");
+
+  const bool stopped = rep.cause() != graceful::stop_cause::none;
+  switch (rep.cause()) {
+    case graceful::stop_cause::none:
+      break;
+    case graceful::stop_cause::cancelled:
+      if (!s.emitted) return fail("cause cancelled, but no cancellation was emitted");
+      break;
+    case graceful::stop_cause::failure:
+      if (s.policy != graceful::failure_policy::cancel_all || rep.count(task_outcome::failed) == 0) {
+        return fail("cause failure without cancel_all and a failed task");
+      }
+      break;
+    default:
+      return fail("unexpected cause ", rep.cause());
+  }
+  if (s.policy == graceful::failure_policy::cancel_all && rep.count(task_outcome::failed) > 0 && !stopped) {
+    return fail("a task failed under cancel_all but the run was not stopped");
+  }
+
+  std::size_t began_count = 0;
+  bool reached_unstarted = false;
+  for (std::size_t i = 0; i < s.n; ++i) {
+    const task_record& t = s.recs[i];
+    const task_outcome o = rep.outcome(i);
+    const bool began = o == task_outcome::completed || o == task_outcome::failed ||
+                       o == task_outcome::cancelled_running;
+    const int expect_entered = began && t.kind != behaviour::factory_throws ? 1 : 0;
+    if (t.invoked != (began ? 1 : 0)) return fail("task ", i, " (", o, ") was invoked ", t.invoked.load(), " times");
+    if (t.entered != expect_entered) return fail("task ", i, " (", o, ") began ", t.entered.load(), " times");
+    if (t.cleaned != expect_entered) return fail("task ", i, " (", o, ") cleaned up ", t.cleaned.load(), " times");
+    const bool has_shield = t.kind == behaviour::shielded || t.kind == behaviour::cleanup_throws;
+    if (t.shield_done != (has_shield ? expect_entered : 0)) {
+      return fail("task ", i, " (", o, ") finished its shielded cleanup ", t.shield_done.load(), " times");
+    }
+    began_count += began ? 1 : 0;
+    // Tasks start in input order: the started ones are a prefix.
+    if (began && reached_unstarted) return fail("task ", i, " started after an earlier one did not");
+    if (!began) {
+      if (!stopped) return fail("task ", i, " is ", o, " but the run was not stopped");
+      if (o == task_outcome::cancelled_queued && reached_unstarted) {
+        return fail("task ", i, " is cancelled_queued behind a task that never started");
+      }
+      reached_unstarted = true;
+    }
+    // The outcome fits what the task did.
+    bool fits = false;
+    switch (t.kind) {
+      case behaviour::finish:
+      case behaviour::shielded:
+        fits = o == task_outcome::completed || (stopped && o == task_outcome::cancelled_running);
+        break;
+      case behaviour::throw_now:
+      case behaviour::cleanup_throws:
+      case behaviour::factory_throws:
+        fits = o == task_outcome::failed;
+        break;
+      case behaviour::throw_later:
+        fits = o == task_outcome::failed || (stopped && o == task_outcome::cancelled_running);
+        break;
+      case behaviour::wait_cancel:
+        fits = o == task_outcome::cancelled_running;
+        break;
+    }
+    if (began && !fits) return fail("task ", i, " (", behaviour_names[static_cast<int>(t.kind)], ") ended ", o);
+    // A failure carries the task's own exception; nothing else carries one.
+    std::exception_ptr e = rep.error(i);
+    if ((o == task_outcome::failed) != static_cast<bool>(e)) return fail("task ", i, " (", o, ") error mismatch");
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::runtime_error& err) {
+        if (std::string_view(err.what()) != task_error(i).what()) {
+          return fail("task ", i, " carries the error '", err.what(), "'");
+        }
+      } catch (...) {
+        return fail("task ", i, " carries an unexpected exception type");
+      }
+    }
+  }
+  if (rep.started() != began_count) {
+    return fail("started() is ", rep.started(), " but ", began_count, " tasks were launched");
+  }
+  if (s.in_flight.now != 0) return fail(s.in_flight.now.load(), " tasks still in flight");
+  if (s.in_flight.peak > static_cast<int>(s.limit)) {
+    return fail("peak concurrency ", s.in_flight.peak.load(), " above the limit ", s.limit);
+  }
+  return {};
+}
+
+// Stops a trial that hangs: prints what it was doing and exits.
+class watchdog {
+ public:
+  explicit watchdog(std::chrono::seconds limit) : limit_(limit), thread_([this] { loop(); }) {}
+  ~watchdog() {
+    {
+      std::lock_guard lock(mutex_);
+      quit_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void arm(const trial* t) {
+    std::lock_guard lock(mutex_);
+    current_ = t;
+    ++generation_;
+    cv_.notify_one();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mutex_);
+    while (!quit_) {
+      auto gen = generation_;
+      if (cv_.wait_for(lock, limit_, [&] { return quit_ || generation_ != gen; })) continue;
+      if (current_ == nullptr) continue;
+      std::fprintf(stderr, "fault_runs: FAIL seed=%llu: hung for %lld s (replay: --seed %llu --runs 1)\n",
+                   static_cast<unsigned long long>(current_->seed),
+                   static_cast<long long>(limit_.count()),
+                   static_cast<unsigned long long>(current_->seed));
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+  }
+
+  std::chrono::seconds limit_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  const trial* current_ = nullptr;
+  std::uint64_t generation_ = 0;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
+// Runs one trial; the first broken invariant, or empty.
+std::string run_trial(trial& t, watchdog& dog) {
+  rng r(t.seed);
+  t.threads = static_cast<unsigned>(r.between(1, 4));
+  const std::size_t run_count = r.chance(4) ? 2 : 1;
+  if (r.chance(3) || run_count == 2) t.limiter_permits = r.between(1, 16);
+  for (std::size_t k = 0; k < run_count; ++k) {
+    t.runs.push_back(std::make_unique<run_state>());
+    plan_run(*t.runs.back(), r);
+  }
+  dog.arm(&t);
+
+  asio::io_context ctx(static_cast<int>(t.threads));
+  std::optional<graceful::async_semaphore> limiter;
+  if (t.limiter_permits) limiter.emplace(ctx.get_executor(), *t.limiter_permits);
+  for (auto& sp : t.runs) {
+    run_state& s = *sp;
+    s.strand.emplace(asio::make_strand(ctx));
+    if (limiter) s.shared_in_flight = &t.limiter_in_flight;
+    std::vector<task> tasks;
+    tasks.reserve(s.n);
+    for (std::size_t i = 0; i < s.n; ++i) tasks.push_back(make_task({&s, &s.recs[i], i}));
+    graceful::run_options options;
+    options.on_failure = s.policy;
+    if (limiter) options.limiter = &*limiter;
+    graceful::async_run_tasks(
+        ctx.get_executor(), std::move(tasks), s.limit, options,
+        asio::bind_cancellation_slot(
+            s.sig.slot(), asio::bind_executor(*s.strand, [&s](boost::system::error_code ec,
+                                                               graceful::run_report rep) {
+              ++s.handler_calls;
+              s.ec = ec;
+              s.report = std::move(rep);
+              if (s.timer) s.timer->cancel();
+            })));
+    if (s.when == moment::at_once) {
+      s.emit();  // before any thread runs the context: nothing else touches the strand
+    } else if (s.when == moment::timed) {
+      s.timer.emplace(*s.strand, s.delay);
+      s.timer->async_wait([&s](boost::system::error_code ec) {
+        if (!ec) s.emit();
+      });
+    }
+  }
+
+  std::vector<std::thread> pool;
+  std::exception_ptr escaped;
+  std::mutex escaped_mutex;
+  auto work = [&] {
+    try {
+      ctx.run();
+    } catch (...) {
+      std::lock_guard lock(escaped_mutex);
+      escaped = std::current_exception();
+    }
+  };
+  for (unsigned i = 1; i < t.threads; ++i) pool.emplace_back(work);
+  work();
+  for (auto& th : pool) th.join();
+  dog.arm(nullptr);
+  for (auto& s : t.runs) {  // I/O objects and strands go before their context
+    s->timer.reset();
+    s->strand.reset();
+  }
+
+  if (escaped) return "an exception escaped io_context::run";
+  for (std::size_t k = 0; k < t.runs.size(); ++k) {
+    if (std::string why = check_run(*t.runs[k]); !why.empty()) return "run " + std::to_string(k) + ": " + why;
+  }
+  if (limiter) {
+    if (limiter->available() != *t.limiter_permits || limiter->waiting() != 0) {
+      return "the limiter has " + std::to_string(limiter->available()) + " of " +
+             std::to_string(*t.limiter_permits) + " permits and " + std::to_string(limiter->waiting()) +
+             " waiters";
+    }
+    if (t.limiter_in_flight.peak > static_cast<int>(*t.limiter_permits)) {
+      return "peak concurrency across runs " + std::to_string(t.limiter_in_flight.peak.load()) +
+             " above the limiter's " + std::to_string(*t.limiter_permits);
+    }
+  }
+  return {};
+}
+
+std::uint64_t number_arg(std::string_view name, const char* value) {
+  std::size_t used = 0;
+  unsigned long long n = std::stoull(value, &used);
+  if (used != std::string_view(value).size()) throw std::invalid_argument("bad value for " + std::string(name));
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::uint64_t runs = 1000;
+  std::optional<std::uint64_t> seed;
+  bool verbose = false;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      std::string_view arg = argv[i];
+      if (arg == "--verbose") {
+        verbose = true;
+      } else if ((arg == "--runs" || arg == "--seed") && i + 1 < argc) {
+        (arg == "--runs" ? runs : seed.emplace()) = number_arg(arg, argv[++i]);
+      } else {
+        throw std::invalid_argument("unknown argument " + std::string(arg));
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fault_runs: %s\nusage: fault_runs [--runs N] [--seed S] [--verbose]\n", e.what());
+    return 2;
+  }
+  if (!seed) seed = (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  std::printf("fault_runs: %llu runs from seed %llu\n", static_cast<unsigned long long>(runs),
+              static_cast<unsigned long long>(*seed));
+  std::fflush(stdout);
+
+  watchdog dog(60s);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::uint64_t tasks = 0, stopped = 0;
+  for (std::uint64_t k = 0; k < runs; ++k) {
+    trial t;
+    t.seed = *seed + k;
+    std::string why = run_trial(t, dog);
+    if (!why.empty() || verbose) {
+      std::printf("%s seed=%llu: %s\n  %s\n", why.empty() ? "ok" : "fault_runs: FAIL",
+                  static_cast<unsigned long long>(t.seed), why.c_str(), t.describe().c_str());
+      if (!why.empty()) {
+        std::printf("replay: fault_runs --seed %llu --runs 1\n", static_cast<unsigned long long>(t.seed));
+        return 1;
+      }
+    }
+    for (auto& s : t.runs) {
+      tasks += s->n;
+      stopped += s->report.cause() != graceful::stop_cause::none;
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("fault_runs: %llu trials passed (%llu tasks, %llu runs stopped early) in %.1f s\n",
+              static_cast<unsigned long long>(runs), static_cast<unsigned long long>(tasks),
+              static_cast<unsigned long long>(stopped), secs);
+  return 0;
+}
