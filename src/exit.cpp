@@ -11,6 +11,8 @@
 namespace graceful {
 
 void exit_process(const run_report& report) {
+  // A closed stdout must not turn the exit status into "killed by SIGPIPE".
+  std::signal(SIGPIPE, SIG_IGN);
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);

@@ -21,7 +21,9 @@
 #include <boost/asio/strand.hpp>
 
 #include <algorithm>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -281,15 +283,75 @@ std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<
   return engine;
 }
 
+// Options of the blocking run_tasks only, set for an async_run_tasks (which
+// would otherwise ignore them silently); empty if none.
+std::string find_blocking_only_option(const run_options& options) {
+  if (options.threads != 1) return "run_options::threads applies to the blocking run_tasks only";
+  const signal_policy defaults;
+  if (options.signals.signals != defaults.signals ||
+      options.signals.force_exit_after != defaults.force_exit_after ||
+      options.signals.ignore_sigpipe != defaults.ignore_sigpipe) {
+    return "run_options::signals applies to the blocking run_tasks only";
+  }
+  return {};
+}
+
 }  // namespace
 
 void async_run_tasks_erased(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
                             std::size_t max_concurrent, run_options options, run_handler handler) {
-  if (!find_bad_input(*tasks, max_concurrent).empty()) {
+  if (!find_bad_input(*tasks, max_concurrent).empty() || !find_blocking_only_option(options).empty()) {
     return complete_now(ex, std::move(handler), make_error_code(error::invalid_argument));
   }
   start_run(std::move(ex), std::move(tasks), max_concurrent, std::move(options), std::move(handler));
 }
+
+namespace {
+
+// Runs `ctx` on `threads` threads, the calling one included, until it runs
+// out of work. The extra threads are all created before any of them runs the
+// context: if one cannot be created, nothing has run yet and the error is
+// thrown with the context untouched.
+void run_on_threads(asio::io_context& ctx, std::size_t threads) {
+  std::mutex mutex;
+  std::condition_variable cv;
+  enum { waiting, go, abandon } state = waiting;
+  auto wait_then_run = [&] {
+    {
+      std::unique_lock lock(mutex);
+      cv.wait(lock, [&] { return state != waiting; });
+      if (state == abandon) return;
+    }
+    ctx.run();
+  };
+  auto release = [&](auto to) {
+    {
+      std::lock_guard lock(mutex);
+      state = to;
+    }
+    cv.notify_all();
+  };
+  std::vector<std::thread> pool;
+  try {
+    pool.reserve(threads - 1);
+    for (std::size_t i = 1; i < threads; ++i) pool.emplace_back(wait_then_run);
+  } catch (...) {
+    release(abandon);
+    for (auto& t : pool) t.join();
+    throw;
+  }
+  release(go);
+  try {
+    ctx.run();
+  } catch (...) {  // a task's handler threw out of run: stop the others too
+    ctx.stop();
+    for (auto& t : pool) t.join();
+    throw;
+  }
+  for (auto& t : pool) t.join();
+}
+
+}  // namespace
 
 run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t max_concurrent,
                               run_options options) {
@@ -323,17 +385,7 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
   }
   engine.reset();
 
-  std::vector<std::thread> pool;
-  pool.reserve(options.threads - 1);
-  for (std::size_t i = 1; i < options.threads; ++i) pool.emplace_back([&ctx] { ctx.run(); });
-  try {
-    ctx.run();
-  } catch (...) {
-    ctx.stop();
-    for (auto& t : pool) t.join();
-    throw;
-  }
-  for (auto& t : pool) t.join();
+  run_on_threads(ctx, options.threads);
   return report;
 }
 

@@ -7,7 +7,8 @@ namespace graceful {
 
 /// Ends the process the way its parent expects after `report`'s run.
 ///
-/// Flushes stdio and the standard C++ streams first. If a signal stopped the
+/// Flushes stdio and the standard C++ streams first, with SIGPIPE ignored (a
+/// closed stdout does not change how the process ends). If a signal stopped the
 /// run, restores that signal's default action and raises it, so that the
 /// parent sees "killed by SIGINT" (what shells rely on to stop a script on
 /// Ctrl+C); if that does not end the process (PID 1 of a container ignores

@@ -101,8 +101,10 @@ struct run_initiation {
 /// @par Completion Signature
 /// @code void(boost::system::error_code ec, graceful::run_report report) @endcode
 /// `ec` is set only when the run could not start: graceful::error::invalid_argument
-/// for `max_concurrent == 0` or an empty (null) callable in `tasks`, with
-/// nothing started and an empty report. A stopped run completes with no error
+/// for `max_concurrent == 0`, an empty (null) callable in `tasks`, or an
+/// option of the blocking run_tasks only (`options.threads != 1`, `options.signals`
+/// other than the default: they would be ignored here), with nothing started
+/// and an empty report. A stopped run completes with no error
 /// and the full report (report.cause() says why it stopped), so that a
 /// `use_awaitable` caller never loses the report to an exception. An empty
 /// list completes at once (posted) with an empty report.
@@ -158,11 +160,17 @@ auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
 /// stop_cause::signal and report.signal_number() the signal. Repeated signals
 /// follow options.signals.force_exit_after (by default they never cut a
 /// cleanup short). The signal handlers are installed before the first task
-/// starts and removed before run_tasks returns (SIG_DFL again).
+/// starts and removed before run_tasks returns (SIG_DFL again). Meanwhile
+/// SIGPIPE is ignored unless options.signals.ignore_sigpipe is false.
 ///
 /// Throws std::invalid_argument, before anything starts, for
 /// `max_concurrent == 0`, an empty callable in `tasks`, `options.threads == 0`
-/// or a signal policy that makes no sense; the message names the problem.
+/// or a signal policy that makes no sense; the message names the problem. If
+/// a thread cannot be created, std::system_error, also before any task ran.
+///
+/// Several run_tasks may run at once in one process (from different threads):
+/// each listens for its signals, and one signal stops them all, since it asks
+/// the whole process to shut down.
 template <awaitable_task Task>
 run_report run_tasks(std::vector<Task> tasks, std::size_t max_concurrent, run_options options = {}) {
   return detail::run_tasks_blocking(std::make_shared<detail::task_list<Task>>(std::move(tasks)),

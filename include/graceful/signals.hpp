@@ -29,6 +29,16 @@ struct signal_policy {
   /// would force the exit. (Signals of one kind sent faster than the process
   /// handles them merge into one: the kernel queues one of each.)
   unsigned force_exit_after = 0;
+  /// true (default): while listening, SIGPIPE is ignored (if its action was
+  /// the default one), so that a write to a closed pipe (the reader of
+  /// `prog | head` gone, a closed stdout) fails with EPIPE instead of killing
+  /// the process in the middle of a shutdown, its cleanups unrun. Once
+  /// nothing listens any more, the default action is back, unless a shutdown
+  /// signal came: the process is then on its way out, and SIGPIPE stays
+  /// ignored so that printing the report to a closed stdout does not turn
+  /// "killed by SIGINT" into "killed by SIGPIPE" (graceful::exit_process
+  /// ignores it too while it flushes). false: SIGPIPE is left alone.
+  bool ignore_sigpipe = true;
 };
 
 namespace detail {

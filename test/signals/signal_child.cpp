@@ -1,9 +1,16 @@
 // A child process for the real-signal tests of what the seed program does not
 // show:
-//   signal_child twice     two run_tasks in a row, each interrupted: the second
-//                          run's signals must work as the first's did
-//   signal_child restored  after run_tasks returns, SIGINT has its default
-//                          action again (the child dies by it)
+//   signal_child twice           two run_tasks in a row, each interrupted: the
+//                                second run's signals must work as the first's did
+//   signal_child restored        after run_tasks returns, SIGINT has its default
+//                                action again (the child dies by it)
+//   signal_child cleanup_throws  three tasks; task 1's shielded cleanup throws
+//   signal_child stubborn        three tasks; task 2 ignores the cancel and works
+//                                500 ms more (shielded) before it finishes
+//   signal_child epipe           cleanups write to stdout, which the test closed:
+//                                they report on stderr too
+//   signal_child pid1            prints its pid, then two tasks (run it as PID 1)
+//   signal_child concurrent      two run_tasks at once, on two threads
 #include <graceful/graceful.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -14,7 +21,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <functional>
+#include <stdexcept>
+#include <thread>
 #include <string_view>
 #include <vector>
 
@@ -38,10 +48,60 @@ std::vector<task> sleepers(std::size_t n, std::chrono::milliseconds d) {
   });
 }
 
-void print_report(const char* name, const graceful::run_report& r) {
-  std::printf("%s: cause=%d signal=%d cancelled_running=%zu\n", name, static_cast<int>(r.cause()),
-              r.signal_number(), r.count(graceful::task_outcome::cancelled_running));
-  std::fflush(stdout);
+void print_report(const char* name, const graceful::run_report& r, std::FILE* out = stdout) {
+  std::fprintf(out, "%s: cause=%d signal=%d cancelled_running=%zu completed=%zu failed=%zu\n", name,
+               static_cast<int>(r.cause()), r.signal_number(),
+               r.count(graceful::task_outcome::cancelled_running),
+               r.count(graceful::task_outcome::completed), r.count(graceful::task_outcome::failed));
+  std::fflush(out);
+}
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+enum class quirk { none, cleanup_throws, stubborn, epipe };
+
+asio::awaitable<void> cleanup(quirk q) {
+  co_await sleep_for(50ms);
+  if (q == quirk::cleanup_throws) throw std::runtime_error("cleanup failed");
+  if (q == quirk::epipe) {
+    for (int i = 0; i < 100; ++i) std::puts("Cleaned up.");  // EPIPE: stdout is closed
+    std::fflush(stdout);
+    std::fputs("cleaned\n", stderr);
+    std::fflush(stderr);
+  } else {
+    say("Cleaned up.");
+  }
+}
+
+// Waits until cancelled, then runs a shielded cleanup of 50 ms, with `q`.
+asio::awaitable<void> cancelled_task(quirk q) {
+  say("Task started.");
+  std::exception_ptr e;
+  try {
+    co_await sleep_for(1h);
+    say("Task finished.");
+  } catch (...) {
+    e = std::current_exception();
+  }
+  if (q == quirk::stubborn) {
+    say("Stubborn: ignoring the cancel.");
+    co_await graceful::shield(sleep_for(500ms));  // goes on working, cancel or not
+    say("Stubborn task finished.");
+    co_return;
+  }
+  co_await graceful::shield(cleanup(q));
+  if (e) std::rethrow_exception(e);
+}
+
+std::vector<task> cancelled_tasks(std::size_t n, std::size_t odd_one, quirk q, quirk others = quirk::none) {
+  std::vector<task> v;
+  for (std::size_t i = 0; i < n; ++i) {
+    v.push_back([q = i == odd_one ? q : others] { return cancelled_task(q); });
+  }
+  return v;
 }
 
 }  // namespace
@@ -63,6 +123,36 @@ int main(int argc, char** argv) {
     say("SIGINT was caught after run_tasks returned");
     return 3;
   }
-  std::fprintf(stderr, "usage: signal_child twice|restored\n");
+  if (mode == "cleanup_throws" || mode == "stubborn") {
+    auto r = graceful::run_tasks(
+        cancelled_tasks(3, mode == "stubborn" ? 2 : 1,
+                        mode == "stubborn" ? quirk::stubborn : quirk::cleanup_throws),
+        3);
+    print_report("report", r);
+    graceful::exit_process(r);
+  }
+  if (mode == "epipe") {
+    auto r = graceful::run_tasks(cancelled_tasks(2, 0, quirk::epipe, quirk::epipe), 2);
+    print_report("report", r);  // to the closed stdout: lost, harmlessly
+    print_report("report", r, stderr);
+    graceful::exit_process(r);
+  }
+  if (mode == "pid1") {
+    std::printf("pid=%d\n", static_cast<int>(::getpid()));
+    std::fflush(stdout);
+    auto r = graceful::run_tasks(cancelled_tasks(2, 0, quirk::none), 2);
+    print_report("report", r);
+    graceful::exit_process(r);
+  }
+  if (mode == "concurrent") {
+    graceful::run_report first;
+    std::thread other([&first] { first = graceful::run_tasks(cancelled_tasks(2, 0, quirk::none), 2); });
+    auto second = graceful::run_tasks(cancelled_tasks(2, 0, quirk::none), 2);
+    other.join();
+    print_report("first", first);
+    print_report("second", second);
+    graceful::exit_process(first);
+  }
+  std::fprintf(stderr, "usage: signal_child twice|restored|cleanup_throws|stubborn|epipe|pid1|concurrent\n");
   return 2;
 }

@@ -9,6 +9,8 @@ Exit status 0 when the scenario holds; the reason otherwise."""
 
 import os
 import queue
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,6 +96,7 @@ def expect(child, started, finished, cleaned, code_or_signal, within=None, t_sig
         took = t_exit - t_signal
         print(f"signal to exit: {took * 1000:.0f} ms")
         check(took <= within, f"took {took:.2f} s from the signal to the exit (limit {within} s)")
+    return t_exit
 
 
 def interrupted(exe, args, running, sig=signal.SIGINT, repeats=0):
@@ -176,11 +179,11 @@ def run_twice(exe):
     c = Child(exe, "twice")
     c.wait_for(STARTED, 2)
     c.signal(signal.SIGINT)
-    c.wait_for(f"first: cause=1 signal={int(signal.SIGINT)} cancelled_running=2", 1)
+    c.wait_for(f"first: cause=1 signal={int(signal.SIGINT)} cancelled_running=2 completed=0 failed=0", 1)
     c.wait_for(STARTED, 4)  # the second run's two tasks
     t = c.signal(signal.SIGINT)
     expect(c, 4, 0, 0, signal.SIGINT, within=1.5, t_signal=t)
-    check(f"second: cause=1 signal={int(signal.SIGINT)} cancelled_running=2" in c.lines,
+    check(f"second: cause=1 signal={int(signal.SIGINT)} cancelled_running=2 completed=0 failed=0" in c.lines,
           "the second run was not stopped by the signal")
 
 
@@ -210,7 +213,129 @@ def report_after_sigterm(exe):
     check(t_exit - t <= 1.5, "too slow")
 
 
+def signal_storm(exe):
+    # Hundreds of SIGINT and SIGTERM in a burst right behind the first SIGINT:
+    # the first one decides, the others change nothing, nothing is lost.
+    c = Child(exe, "--n-tasks", "300", "--max-concurrent", "50", "--cleanup-ms", "200")
+    c.wait_for(STARTED, 50)
+    t = c.signal(signal.SIGINT)
+    for i in range(400):
+        c.signal(signal.SIGTERM if i % 2 == 0 else signal.SIGINT)
+    expect(c, 50, 0, 50, signal.SIGINT, within=3.0, t_signal=t)
+
+
+def signals_during_startup(exe):
+    # A SIGINT at a random instant of start-up, 30 times: before run_tasks
+    # listens (the default action kills), or after (the run stops). Either way
+    # nothing runs on and nothing started goes uncleaned. The random delay
+    # places the fault; no result depends on it.
+    rng = random.Random(os.environ.get("GRACEFUL_SEED", "startup"))
+    caught = 0
+    for _ in range(30):
+        c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--cleanup-ms", "20")
+        time.sleep(rng.uniform(0, 0.03))
+        c.signal(signal.SIGINT)
+        rc, _ = c.finish()
+        started, cleaned = c.lines.count(STARTED), c.lines.count(CLEANED)
+        check(c.lines.count(FINISHED) == 0, f"a task finished after the interrupt: {c.lines}")
+        check(started == cleaned, f"{started} started but {cleaned} cleaned up: {c.lines}")
+        check(started <= 2, "more tasks started than the limit")
+        check(rc in (-signal.SIGINT, 130), f"expected death by SIGINT or 130, got {rc}")
+        caught += started > 0
+    print(f"30 start-up interrupts; {caught} reached running tasks, {30 - caught} came earlier")
+
+
+def sigterm_then_sigint(exe):
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--trace-cleanup")
+    c.wait_for(STARTED, 2)
+    t = c.signal(signal.SIGTERM)
+    c.wait_for(CLEANUP_BEGUN, 2)  # the SIGTERM was handled: the cleanups run
+    c.signal(signal.SIGINT)
+    expect(c, 2, 0, 2, signal.SIGTERM, within=1.5, t_signal=t)
+
+
+def cleanup_throws(exe):
+    # exe: signal_child. Task 1's cleanup throws: it is a failure, the other
+    # two clean up, the exit still says SIGINT.
+    c = Child(exe, "cleanup_throws")
+    c.wait_for(STARTED, 3)
+    t = c.signal(signal.SIGINT)
+    expect(c, 3, 0, 2, signal.SIGINT, within=1.5, t_signal=t)
+    check("report: cause=1 signal=2 cancelled_running=2 completed=0 failed=1" in c.lines,
+          f"unexpected report: {c.lines}")
+
+
+def stubborn_task(exe):
+    # exe: signal_child. Task 2 ignores the cancel and works 500 ms more: the
+    # drain waits for it, the others clean up meanwhile, and it completes.
+    c = Child(exe, "stubborn")
+    c.wait_for(STARTED, 3)
+    t = c.signal(signal.SIGINT)
+    t_exit = expect(c, 3, 0, 2, signal.SIGINT, within=3.0, t_signal=t)
+    for line in ["Stubborn: ignoring the cancel.", "Stubborn task finished.",
+                 "report: cause=1 signal=2 cancelled_running=2 completed=1 failed=0"]:
+        check(line in c.lines, f"missing line {line!r}: {c.lines}")
+    check(c.lines.index("Stubborn task finished.") > c.lines.index("Stubborn: ignoring the cancel."),
+          "out of order")
+    check(t_exit - t >= 0.5, f"exited {t_exit - t:.3f} s after the signal: before the stubborn task")
+
+
+def closed_stdout(exe):
+    # exe: signal_child. The reader of stdout goes away during the shutdown:
+    # the cleanups' writes fail with EPIPE, but the process is not killed by
+    # SIGPIPE; every cleanup runs and the exit still says SIGINT.
+    proc = subprocess.Popen([exe, "epipe"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = [proc.stdout.readline().rstrip("\n") for _ in range(2)]
+    check(lines == [STARTED, STARTED], f"unexpected start: {lines}")
+    proc.stdout.close()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail("child did not exit")
+    print("stderr:", err.strip())
+    check(proc.returncode == -signal.SIGINT, f"expected death by SIGINT, got {proc.returncode}")
+    check(err.splitlines().count("cleaned") == 2, "not every cleanup ran")
+    check("report: cause=1 signal=2 cancelled_running=2 completed=0 failed=0" in err.splitlines(),
+          "unexpected report")
+
+
+def pid_one(exe):
+    # exe: signal_child, run as PID 1 of a new PID namespace, where a signal
+    # with the default action does nothing: exit_process must still end the
+    # process with 130.
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        print("SKIP: needs root and unshare(1) to make a PID namespace")
+        sys.exit(77)
+    c = Child("unshare", "--pid", "--fork", exe, "pid1")
+    c.wait_for("pid=1", 1)
+    c.wait_for(STARTED, 2)
+    # unshare does not forward signals: signal the namespace's PID 1 directly
+    # (from outside, as a container runtime does).
+    with open(f"/proc/{c.proc.pid}/task/{c.proc.pid}/children") as f:
+        children = [int(x) for x in f.read().split()]
+    check(len(children) == 1, f"expected one child of unshare, got {children}")
+    t = time.monotonic()
+    os.kill(children[0], signal.SIGINT)
+    expect(c, 2, 0, 2, 130, within=1.5, t_signal=t)
+
+
+def concurrent_runs(exe):
+    # exe: signal_child. Two run_tasks at once, on two threads: one SIGINT
+    # stops both (each run listens; the signal is the whole process's).
+    c = Child(exe, "concurrent")
+    c.wait_for(STARTED, 4)
+    t = c.signal(signal.SIGINT)
+    expect(c, 4, 0, 4, signal.SIGINT, within=1.5, t_signal=t)
+    for name in ["first", "second"]:
+        line = f"{name}: cause=1 signal=2 cancelled_running=2 completed=0 failed=0"
+        check(line in c.lines, f"missing {line!r}")
+
+
 SCENARIOS = {f.__name__: f for f in [
+    signal_storm, signals_during_startup, sigterm_then_sigint, cleanup_throws, stubborn_task,
+    closed_stdout, pid_one, concurrent_runs,
     interrupt_all_slots_busy, interrupt_with_tasks_queued, interrupt_during_cleanup,
     rapid_repeated_interrupts, interrupt_before_any_task_starts, sigterm, many_tasks,
     no_signal, force_exit_after_three, run_twice, default_action_restored, report_after_sigterm]}

@@ -21,6 +21,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -124,6 +125,45 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_before_anything_starts) {
   BOOST_TEST(null_task.ec == graceful::error::invalid_argument);
   BOOST_TEST(zero.report.size() == 0u);
   BOOST_TEST(p.invoked.load() == 0);  // nothing started
+}
+
+BOOST_AUTO_TEST_CASE(options_of_the_blocking_form_are_refused_by_the_async_one) {
+  // They would be ignored: threads that are never made, signals never listened to.
+  asio::io_context ctx;
+  probe p;
+  graceful::run_options threads, force_exit, other_signals, defaults;
+  threads.threads = 4;
+  force_exit.signals.force_exit_after = 3;
+  other_signals.signals.signals = {SIGHUP};
+  std::vector<result> refused(3);
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 3, 0ms), 2, threads, refused[0].handler());
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 3, 0ms), 2, force_exit, refused[1].handler());
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 3, 0ms), 2, other_signals,
+                            refused[2].handler());
+  ctx.run();
+  for (const result& r : refused) {
+    BOOST_TEST(r.calls == 1);
+    BOOST_TEST(r.ec == graceful::error::invalid_argument);
+    BOOST_TEST(r.report.size() == 0u);
+  }
+  BOOST_TEST(p.invoked.load() == 0);  // nothing started
+  result accepted;  // the defaults, spelled out, are fine
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 3, 0ms), 2, defaults, accepted.handler());
+  ctx.restart();
+  ctx.run();
+  BOOST_TEST(!accepted.ec);
+  BOOST_TEST(accepted.report.count(task_outcome::completed) == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_limit_above_the_task_count_runs_them_all_at_once) {
+  asio::io_context ctx;
+  probe p;
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 5, 5ms), 1000, res.handler());
+  ctx.run();
+  BOOST_TEST(!res.ec);
+  BOOST_TEST(res.report.count(task_outcome::completed) == 5u);
+  BOOST_TEST(p.peak.load() == 5);  // every task was in flight together
 }
 
 BOOST_AUTO_TEST_CASE(cancel_stops_running_queued_and_not_started_tasks) {

@@ -100,4 +100,42 @@ BOOST_AUTO_TEST_CASE(a_wait_is_cancellable_and_listening_goes_on) {
   }
 }
 
+namespace {
+void (*sigpipe_action())(int) {
+  struct sigaction now {};
+  ::sigaction(SIGPIPE, nullptr, &now);
+  return now.sa_handler;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(sigpipe_is_ignored_while_anyone_listens_and_restored_after) {
+  BOOST_TEST_REQUIRE((sigpipe_action() == SIG_DFL));
+  asio::io_context ctx;
+  {
+    graceful::shutdown_signals first(ctx.get_executor());
+    BOOST_TEST((sigpipe_action() == SIG_IGN));
+    {
+      graceful::shutdown_signals second(ctx.get_executor());
+      BOOST_TEST((sigpipe_action() == SIG_IGN));
+    }
+    BOOST_TEST((sigpipe_action() == SIG_IGN));  // the first one still listens
+    first.close();
+    BOOST_TEST((sigpipe_action() == SIG_DFL));
+  }
+  BOOST_TEST((sigpipe_action() == SIG_DFL));  // close, then destruction: dropped once
+  graceful::signal_policy leave_it;
+  leave_it.ignore_sigpipe = false;
+  {
+    graceful::shutdown_signals s(ctx.get_executor(), leave_it);
+    BOOST_TEST((sigpipe_action() == SIG_DFL));
+  }
+  // A disposition the program chose itself is never touched.
+  std::signal(SIGPIPE, SIG_IGN);
+  {
+    graceful::shutdown_signals s(ctx.get_executor());
+  }
+  BOOST_TEST((sigpipe_action() == SIG_IGN));
+  std::signal(SIGPIPE, SIG_DFL);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
