@@ -34,12 +34,14 @@ struct run_options {
   /// Tasks still start in input order; a run stopped while waiting for a
   /// permit gives its place in the queue back.
   async_semaphore* limiter = nullptr;
-  /// Blocking run_tasks only: the signals that stop the run (the first one is
-  /// the shutdown request, cause stop_cause::signal) and what repeated ones do.
+  /// Blocking run_tasks only (async_run_tasks refuses anything but the
+  /// default): the signals that stop the run (the first one is the shutdown
+  /// request, cause stop_cause::signal) and what repeated ones do.
   signal_policy signals{};
-  /// Blocking run_tasks only: threads that run the io_context, the calling one
-  /// included. Tasks of one run are serialized on a strand; more threads help
-  /// when tasks do blocking work or several runs share the context.
+  /// Blocking run_tasks only (async_run_tasks refuses anything but 1): threads
+  /// that run the io_context, the calling one included. Tasks of one run are
+  /// serialized on a strand; more threads help when tasks do blocking work or
+  /// several runs share the context.
   std::size_t threads = 1;
 };
 
