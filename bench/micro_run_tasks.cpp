@@ -1,12 +1,14 @@
 // async_run_tasks in-process: the time from the cancellation to the handler
 // (every running task cancelled and joined, every queued one accounted for).
 #include <graceful/run_tasks.hpp>
+#include <graceful/shield.hpp>
 
 #include <benchmark/benchmark.h>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -26,6 +28,26 @@ struct counters {
 // `Throwing`, the task learns of its cancellation by exception (use_awaitable),
 // otherwise by error code (as_tuple) and returns normally, which costs far less
 // (design.md fact 11) but is reported as completed.
+asio::awaitable<void> async_cleanup(counters* c) {
+  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+  ++c->cleaned;
+}
+
+// The protocol's --cleanup async: after the cancel, a shielded cleanup that
+// awaits one post.
+struct hour_task_async_cleanup {
+  counters* c;
+  asio::awaitable<void> operator()() const {
+    ++c->started;
+    {
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+      auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      benchmark::DoNotOptimize(ec);
+    }
+    co_await graceful::shield(async_cleanup(c));
+  }
+};
+
 template <bool Throwing>
 struct hour_task {
   counters* c;
@@ -45,7 +67,7 @@ struct hour_task {
   }
 };
 
-template <bool Throwing>
+template <class Task>
 void cancel_and_join(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   const auto limit = static_cast<std::size_t>(state.range(1));
@@ -56,7 +78,7 @@ void cancel_and_join(benchmark::State& state) {
     asio::cancellation_signal sig;
     bool done = false;
     std::size_t accounted = 0;
-    graceful::async_run_tasks(ctx.get_executor(), std::vector<hour_task<Throwing>>(n, hour_task<Throwing>{&c}), limit,
+    graceful::async_run_tasks(ctx.get_executor(), std::vector<Task>(n, Task{&c}), limit,
                               asio::bind_cancellation_slot(sig.slot(), [&](boost::system::error_code,
                                                                            graceful::run_report r) {
                                 done = true;
@@ -80,8 +102,11 @@ void workloads(benchmark::internal::Benchmark* b) {
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
 }
-BENCHMARK(cancel_and_join<true>)->Name("cancel_and_join/exception")->Apply(workloads);
-BENCHMARK(cancel_and_join<false>)->Name("cancel_and_join/error_code")->Apply(workloads);
+BENCHMARK(cancel_and_join<hour_task<true>>)->Name("cancel_and_join/exception")->Apply(workloads);
+BENCHMARK(cancel_and_join<hour_task<false>>)->Name("cancel_and_join/error_code")->Apply(workloads);
+BENCHMARK(cancel_and_join<hour_task_async_cleanup>)
+    ->Name("cancel_and_join/async_cleanup")
+    ->Apply(workloads);
 
 }  // namespace
 

@@ -259,8 +259,8 @@ void complete_now(const asio::any_io_executor& ex, run_handler handler,
 // The first bad input in a run's arguments, described; empty if none.
 std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurrent) {
   if (max_concurrent == 0) return "max_concurrent must be at least 1";
-  for (std::size_t i = 0, n = tasks.size(); i < n; ++i) {
-    if (tasks.is_null(i)) return "task " + std::to_string(i) + " is an empty callable";
+  if (std::size_t i = tasks.first_null(); i < tasks.size()) {
+    return "task " + std::to_string(i) + " is an empty callable";
   }
   return {};
 }

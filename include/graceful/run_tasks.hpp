@@ -50,7 +50,9 @@ namespace detail {
 // The typed side of a run's task list: calls the stored callables in place, so
 // that a capturing lambda outlives the coroutine it returns.
 struct task_list_base : task_source {
-  virtual bool is_null(std::size_t i) const noexcept = 0;
+  // The index of the first empty callable; size() if none. One call for the
+  // whole list (free for callables that cannot be empty).
+  virtual std::size_t first_null() const noexcept = 0;
   virtual asio::awaitable<void> make(std::size_t i) = 0;
 };
 
@@ -59,7 +61,11 @@ struct task_list final : task_list_base {
   explicit task_list(std::vector<Task> t) : list(std::move(t)) { tasks = &list; }
   std::size_t size() const noexcept override { return list.size(); }
   const std::type_info& task_type() const noexcept override { return typeid(Task); }
-  bool is_null(std::size_t i) const noexcept override { return is_null_task(list[i]); }
+  std::size_t first_null() const noexcept override {
+    std::size_t i = 0;
+    while (i < list.size() && !is_null_task(list[i])) ++i;
+    return i;
+  }
   asio::awaitable<void> make(std::size_t i) override { return std::invoke(list[i]); }
 
   std::vector<Task> list;
