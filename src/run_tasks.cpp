@@ -21,9 +21,8 @@
 #include <boost/asio/strand.hpp>
 
 #include <algorithm>
-#include <condition_variable>
+#include <future>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -96,7 +95,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
       if (!permit) break;
       launch(next_++, *permit);
     }
-    if (!stopping_ && next_ < n_ && !parked_ && may_park()) park();
+    park_if_needed();
     maybe_finish();
   }
 
@@ -123,6 +122,10 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   // it even while every runner is busy (it is then the `queued` task). A
   // shared limiter is waited for only while a runner is free to take a permit.
   bool may_park() const noexcept { return options_.limiter == nullptr || !free_.empty(); }
+
+  void park_if_needed() {
+    if (!stopping_ && next_ < n_ && !parked_ && may_park()) park();
+  }
 
   void park() {
     parked_ = true;
@@ -188,7 +191,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
       // way, permits freed on other threads could otherwise fill the slot the
       // grant was meant for.
       permit.release();
-      if (!stopping_ && next_ < n_ && !parked_) park();
+      park_if_needed();
       maybe_finish();
       return;
     }
@@ -283,24 +286,17 @@ std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<
   return engine;
 }
 
-// Options of the blocking run_tasks only, set for an async_run_tasks (which
-// would otherwise ignore them silently); empty if none.
-std::string find_blocking_only_option(const run_options& options) {
-  if (options.threads != 1) return "run_options::threads applies to the blocking run_tasks only";
-  const signal_policy defaults;
-  if (options.signals.signals != defaults.signals ||
-      options.signals.force_exit_after != defaults.force_exit_after ||
-      options.signals.ignore_sigpipe != defaults.ignore_sigpipe) {
-    return "run_options::signals applies to the blocking run_tasks only";
-  }
-  return {};
+// True when options only the blocking run_tasks uses are set: an
+// async_run_tasks would otherwise ignore them silently.
+bool sets_blocking_only_options(const run_options& options) {
+  return options.threads != 1 || options.signals != signal_policy{};
 }
 
 }  // namespace
 
 void async_run_tasks_erased(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
                             std::size_t max_concurrent, run_options options, run_handler handler) {
-  if (!find_bad_input(*tasks, max_concurrent).empty() || !find_blocking_only_option(options).empty()) {
+  if (!find_bad_input(*tasks, max_concurrent).empty() || sets_blocking_only_options(options)) {
     return complete_now(ex, std::move(handler), make_error_code(error::invalid_argument));
   }
   start_run(std::move(ex), std::move(tasks), max_concurrent, std::move(options), std::move(handler));
@@ -313,42 +309,33 @@ namespace {
 // context: if one cannot be created, nothing has run yet and the error is
 // thrown with the context untouched.
 void run_on_threads(asio::io_context& ctx, std::size_t threads) {
-  std::mutex mutex;
-  std::condition_variable cv;
-  enum { waiting, go, abandon } state = waiting;
-  auto wait_then_run = [&] {
-    {
-      std::unique_lock lock(mutex);
-      cv.wait(lock, [&] { return state != waiting; });
-      if (state == abandon) return;
-    }
-    ctx.run();
-  };
-  auto release = [&](auto to) {
-    {
-      std::lock_guard lock(mutex);
-      state = to;
-    }
-    cv.notify_all();
-  };
+  std::promise<bool> start;  // true: run; false: a thread could not be made
+  std::shared_future<bool> go = start.get_future().share();
   std::vector<std::thread> pool;
+  auto join_all = [&pool] {
+    for (auto& t : pool) t.join();
+  };
   try {
     pool.reserve(threads - 1);
-    for (std::size_t i = 1; i < threads; ++i) pool.emplace_back(wait_then_run);
+    for (std::size_t i = 1; i < threads; ++i) {
+      pool.emplace_back([&ctx, go] {
+        if (go.get()) ctx.run();
+      });
+    }
   } catch (...) {
-    release(abandon);
-    for (auto& t : pool) t.join();
+    start.set_value(false);
+    join_all();
     throw;
   }
-  release(go);
+  start.set_value(true);
   try {
     ctx.run();
   } catch (...) {  // a task's handler threw out of run: stop the others too
     ctx.stop();
-    for (auto& t : pool) t.join();
+    join_all();
     throw;
   }
-  for (auto& t : pool) t.join();
+  join_all();
 }
 
 }  // namespace

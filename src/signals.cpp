@@ -25,59 +25,47 @@ std::vector<int> default_shutdown_signals() { return {SIGINT, SIGTERM}; }
 namespace detail {
 
 // SIGPIPE ignored while at least one shutdown_signals wants it so; the
-// default action restored by the last one, unless somebody else changed it.
-class sigpipe_guard {
- public:
-  static void hold() {
-    std::lock_guard lock(mutex());
-    if (users()++ > 0) return;
-    struct sigaction old {};
-    ::sigaction(SIGPIPE, nullptr, &old);
-    if ((old.sa_flags & SA_SIGINFO) == 0 && old.sa_handler == SIG_DFL) {
-      ::sigaction(SIGPIPE, &action(SIG_IGN), nullptr);
-      ours() = true;
-    }
-  }
+// default action restored by the last one, unless somebody else changed it
+// meanwhile or a shutdown signal came.
+namespace {
+namespace sigpipe {
 
-  // `keep`: a shutdown signal came, the process is on its way out; leave
-  // SIGPIPE ignored so that printing the report to a closed stdout does not
-  // change how it ends.
-  static void drop(bool keep) {
-    std::lock_guard lock(mutex());
-    if (keep) ours() = false;
-    if (--users() > 0 || !ours()) return;
-    ours() = false;
-    struct sigaction now {};
-    ::sigaction(SIGPIPE, nullptr, &now);
-    if ((now.sa_flags & SA_SIGINFO) == 0 && now.sa_handler == SIG_IGN) {
-      ::sigaction(SIGPIPE, &action(SIG_DFL), nullptr);
-    }
-  }
+std::mutex mutex;
+std::size_t users = 0;  // under mutex
+bool ours = false;      // under mutex: SIG_IGN is ours to undo
 
- private:
-  static const struct sigaction& action(void (*handler)(int)) {
-    static struct sigaction ign = make(SIG_IGN), dfl = make(SIG_DFL);
-    return handler == SIG_IGN ? ign : dfl;
+bool is(void (*handler)(int)) {
+  struct sigaction now {};
+  ::sigaction(SIGPIPE, nullptr, &now);
+  return (now.sa_flags & SA_SIGINFO) == 0 && now.sa_handler == handler;
+}
+
+void set(void (*handler)(int)) {
+  struct sigaction a {};
+  a.sa_handler = handler;
+  sigemptyset(&a.sa_mask);
+  ::sigaction(SIGPIPE, &a, nullptr);
+}
+
+void hold() {
+  std::lock_guard lock(mutex);
+  if (users++ == 0 && is(SIG_DFL)) {
+    set(SIG_IGN);
+    ours = true;
   }
-  static struct sigaction make(void (*handler)(int)) {
-    struct sigaction a {};
-    a.sa_handler = handler;
-    sigemptyset(&a.sa_mask);
-    return a;
-  }
-  static std::mutex& mutex() {
-    static std::mutex m;
-    return m;
-  }
-  static std::size_t& users() {
-    static std::size_t n = 0;
-    return n;
-  }
-  static bool& ours() {
-    static bool b = false;
-    return b;
-  }
-};
+}
+
+// `keep`: a shutdown signal came, the process is on its way out; SIGPIPE
+// stays ignored so that printing the report to a closed stdout does not
+// change how it ends.
+void drop(bool keep) {
+  std::lock_guard lock(mutex);
+  if (keep) ours = false;
+  if (--users == 0 && std::exchange(ours, false) && is(SIG_IGN)) set(SIG_DFL);
+}
+
+}  // namespace sigpipe
+}  // namespace
 
 struct signals_state : std::enable_shared_from_this<signals_state> {
   signals_state(asio::any_io_executor executor, signal_policy p)
@@ -180,7 +168,7 @@ shutdown_signals::shutdown_signals(asio::any_io_executor ex, signal_policy polic
   for (int s : state_->policy.signals) state_->set.add(s);
   const auto& listened = state_->policy.signals;
   if (state_->policy.ignore_sigpipe && std::find(listened.begin(), listened.end(), SIGPIPE) == listened.end()) {
-    detail::sigpipe_guard::hold();
+    detail::sigpipe::hold();
     state_->holds_sigpipe = true;
   }
   state_->listen();
@@ -200,7 +188,7 @@ void shutdown_signals::close() {
     state_->set.clear(ignored);
     state_->set.cancel(ignored);
     if (std::exchange(state_->holds_sigpipe, false)) {
-      detail::sigpipe_guard::drop(/*keep=*/state_->first.load() != 0);
+      detail::sigpipe::drop(/*keep=*/state_->first.load() != 0);
     }
   }
   detail::waiter_list<int>::complete(b, state_->ex, asio::error::operation_aborted, 0);

@@ -39,6 +39,8 @@ struct signal_policy {
   /// "killed by SIGINT" into "killed by SIGPIPE" (graceful::exit_process
   /// ignores it too while it flushes). false: SIGPIPE is left alone.
   bool ignore_sigpipe = true;
+
+  friend bool operator==(const signal_policy&, const signal_policy&) = default;
 };
 
 namespace detail {
