@@ -28,7 +28,10 @@ struct counters {
   std::atomic<std::size_t> started{0};
   std::atomic<std::size_t> cleaned{0};
   std::size_t ready_at = 0;
-  bool async_cleanup = false;
+
+  void count_start() {
+    if (started.fetch_add(1, std::memory_order_relaxed) + 1 == ready_at) bench::print_ready();
+  }
 };
 
 // Counts the task as cleaned however it ends.
@@ -42,27 +45,42 @@ asio::awaitable<void> async_cleanup(counters* c) {
   c->cleaned.fetch_add(1, std::memory_order_relaxed);
 }
 
-// One task: a pointer (8 bytes per queued task). It learns of its
+// A task is a pointer (8 bytes per queued task), one type per cleanup mode so
+// that each coroutine frame holds only what its mode needs. It learns of its
 // cancellation by error code (as_tuple): no exception on the shutdown path.
-struct protocol_task {
+
+// --cleanup sync: the cleanup is RAII.
+struct sync_cleanup_task {
   counters* c;
 
   asio::awaitable<void> operator()() const {
-    auto ex = co_await asio::this_coro::executor;
-    if (c->started.fetch_add(1, std::memory_order_relaxed) + 1 == c->ready_at) bench::print_ready();
-    if (c->async_cleanup) {
-      {
-        asio::steady_timer t(ex, std::chrono::hours(1));
-        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-      }
-      co_await graceful::shield(async_cleanup(c));
-    } else {
-      cleanup_guard g{c};
-      asio::steady_timer t(ex, std::chrono::hours(1));
-      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-    }
+    c->count_start();
+    cleanup_guard g{c};
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 };
+
+// --cleanup async: an awaited cleanup, shielded from the cancellation.
+struct async_cleanup_task {
+  counters* c;
+
+  asio::awaitable<void> operator()() const {
+    c->count_start();
+    {
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_await graceful::shield(async_cleanup(c));
+  }
+};
+
+template <class Task>
+graceful::run_report run(std::size_t n, counters& c, const bench::protocol_args& a) {
+  graceful::run_options options;
+  options.threads = a.threads;
+  return graceful::run_tasks(std::vector<Task>(n, Task{&c}), a.max_concurrent, options);
+}
 
 }  // namespace
 
@@ -70,13 +88,10 @@ int main(int argc, char** argv) {
   bench::protocol_args a = bench::parse_protocol_args(argc, argv);
   counters c;
   c.ready_at = std::min(a.tasks, a.max_concurrent);
-  c.async_cleanup = a.async_cleanup;
   if (c.ready_at == 0) bench::print_ready();
 
-  std::vector<protocol_task> tasks(a.tasks, protocol_task{&c});
-  graceful::run_options options;
-  options.threads = a.threads;
-  graceful::run_report report = graceful::run_tasks(std::move(tasks), a.max_concurrent, options);
+  graceful::run_report report = a.async_cleanup ? run<async_cleanup_task>(a.tasks, c, a)
+                                                : run<sync_cleanup_task>(a.tasks, c, a);
   long long joined = bench::monotonic_ns();
   bench::print_done(c.started.load(), c.cleaned.load(), joined);
   graceful::exit_process(report);  // 130/143 or death by the signal; 0 without one

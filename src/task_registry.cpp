@@ -224,8 +224,12 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     } catch (...) {  // the callable threw before returning its coroutine
       return on_end(node, task_end{end_kind::threw, std::current_exception()});
     }
+    // The running task is outstanding work on the registry's context.
     spawn_task(node->strand, node->relay, std::move(coroutine),
-               [self = shared_from_this(), node](task_end end) { self->on_end(node, std::move(end)); });
+               [self = shared_from_this(), node,
+                work = asio::prefer(ex, asio::execution::outstanding_work.tracked)](task_end end) {
+                 self->on_end(node, std::move(end));
+               });
   }
 
   // On the node's strand.

@@ -1,8 +1,8 @@
 #include "task_frame.hpp"
 
-#include <boost/asio/error.hpp>
+#ifndef GRACEFUL_DETAIL_OWN_ENTRY_POINT
+
 #include <boost/asio/this_coro.hpp>
-#include <boost/system/system_error.hpp>
 
 namespace graceful::detail {
 
@@ -12,14 +12,13 @@ boost::asio::awaitable<task_end> run_task_frame(boost::asio::awaitable<void> tas
   try {
     co_await std::move(task);
   } catch (const boost::system::system_error& e) {
-    end.kind = e.code() == boost::asio::error::operation_aborted ? end_kind::aborted
-                                                                 : end_kind::threw;
-    end.error = std::current_exception();
+    end = ended_by(e);
   } catch (...) {
-    end.kind = end_kind::threw;
-    end.error = std::current_exception();
+    end = ended_by_exception();
   }
   co_return end;
 }
 
 }  // namespace graceful::detail
+
+#endif

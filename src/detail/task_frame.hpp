@@ -7,7 +7,13 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+#include <boost/version.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <cstdint>
@@ -33,6 +39,77 @@ inline task_outcome outcome_of(const task_end& end, bool cancel_requested) noexc
   if (end.kind == end_kind::aborted && cancel_requested) return task_outcome::cancelled_running;
   return task_outcome::failed;
 }
+
+// How a task that threw ended: operation_aborted is a cancellation (if one
+// was asked for), anything else a failure. Call inside a catch block.
+inline task_end ended_by(const boost::system::system_error& e) noexcept {
+  return {e.code() == boost::asio::error::operation_aborted ? end_kind::aborted : end_kind::threw,
+          std::current_exception()};
+}
+inline task_end ended_by_exception() noexcept { return {end_kind::threw, std::current_exception()}; }
+
+#if BOOST_VERSION == 108100 && !defined(GRACEFUL_PORTABLE_SPAWN)
+
+// The fast path, for the Asio this was measured on (Boost 1.81): a task is
+// its own thread of execution whose entry point is graceful's frame, launched
+// without co_spawn. Per task that is one coroutine frame less (co_spawn's
+// entry point and a frame of ours become one), no proxy cancellation handler
+// (the relay's signal is the thread's parent slot), no work guards (the
+// caller keeps the context busy), and no hop through the executor at the
+// start and at the end. Other Boost versions take the co_spawn path below,
+// which needs nothing of Asio's internals.
+#define GRACEFUL_DETAIL_OWN_ENTRY_POINT 1
+
+using entry_point_awaitable =
+    boost::asio::awaitable<boost::asio::detail::awaitable_thread_entry_point, boost::asio::any_io_executor>;
+
+// `relay` stays alive as long as the frame: the thread's executor holds it.
+template <class OnEnd>
+entry_point_awaitable task_entry_point(boost::asio::awaitable<void> task, cancel_relay* relay,
+                                       OnEnd on_end) {
+  using switched = boost::asio::detail::awaitable_thread_has_context_switched;
+  (co_await switched{}) = false;
+  task_end end;
+  try {
+    co_await std::move(task);
+  } catch (const boost::system::system_error& e) {
+    end = ended_by(e);
+  } catch (...) {
+    end = ended_by_exception();
+  }
+  // A task that never suspended ends after a post, as co_spawn does: on_end
+  // then never runs inside spawn_task (no recursion through launch_next).
+  if (!(co_await switched{})) {
+    co_await boost::asio::post(boost::asio::use_awaitable_t<boost::asio::any_io_executor>{});
+  }
+  relay->ended = true;
+  on_end(std::move(end));
+}
+
+// Starts `task` on `strand` (a strand, or an executor that never runs two
+// handlers at once) with `relay` as its cancellation: the coroutine's
+// executor is a relay_executor (see relay_executor.hpp), its slot is the
+// relay's signal, it runs with throw_if_cancelled(false). `on_end(task_end)`
+// runs on the strand once the coroutine has completed. Call it on the strand:
+// the coroutine then runs inline up to its first suspension, before any emit
+// can reach it (Asio fact 3). The caller keeps outstanding work on the
+// context while the task runs.
+template <class Serial, class OnEnd>
+void spawn_task(const Serial& strand, relay_ptr relay, boost::asio::awaitable<void> task,
+                OnEnd on_end) {
+  boost::asio::any_io_executor ex(relay_executor(strand, relay));
+  boost::asio::cancellation_slot slot = relay->signal.slot();
+  boost::asio::detail::awaitable_thread<boost::asio::any_io_executor> thread(
+      task_entry_point(std::move(task), &*relay, std::move(on_end)), ex, slot,
+      boost::asio::cancellation_state(slot));
+  thread.throw_if_cancelled(false);
+  thread.launch();
+  // The first step ran inline, not through the relay executor: a cancel it
+  // caused (a task that stops its own run) still reaches its first await.
+  relay->redeliver();
+}
+
+#else
 
 // Runs one task to its end. throw_if_cancelled(false) applies to the whole
 // awaitable thread, the task's own frames included, so that a cancelled task
@@ -61,12 +138,7 @@ struct task_completion {
   }
 };
 
-// Starts `task` on `strand` (a strand, or an executor that never runs two
-// handlers at once) with `relay` as its cancellation: the coroutine's
-// executor is a relay_executor (see relay_executor.hpp), its slot is the
-// relay's signal. `on_end(task_end)` runs on the strand once the coroutine has
-// completed. Call it on the strand: the coroutine then runs inline up to its
-// first suspension, before any emit can reach it (Asio fact 3).
+// As above, through co_spawn.
 template <class Serial, class OnEnd>
 void spawn_task(const Serial& strand, relay_ptr relay, boost::asio::awaitable<void> task,
                 OnEnd on_end) {
@@ -74,5 +146,7 @@ void spawn_task(const Serial& strand, relay_ptr relay, boost::asio::awaitable<vo
   boost::asio::co_spawn(std::move(ex), run_task_frame(std::move(task)),
                         task_completion<OnEnd>{std::move(relay), std::move(on_end)});
 }
+
+#endif
 
 }  // namespace graceful::detail
