@@ -4,6 +4,7 @@
 
 #include "task_probe.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/strand.hpp>
@@ -198,6 +199,46 @@ BOOST_AUTO_TEST_CASE(cancel_stops_running_queued_and_not_started_tasks) {
       check_accounting(r);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_mass_cancel_reaches_every_task_even_while_earlier_cleanups_wait) {
+  // More running tasks than one cancellation batch. Every task's shielded
+  // cleanup waits until all of them are in their cleanup: if the next batch
+  // waited for the previous one to end, this would never finish.
+  constexpr std::size_t n = 1'000;
+  asio::io_context ctx;
+  asio::cancellation_signal sig;
+  asio::steady_timer gate(ctx, asio::steady_timer::time_point::max());
+  std::size_t started = 0, in_cleanup = 0, cleaned = 0;
+  auto cleanup = [&]() -> asio::awaitable<void> {
+    if (++in_cleanup == n) {
+      gate.cancel();
+    } else {
+      co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    ++cleaned;
+  };
+  std::vector<std::function<asio::awaitable<void>()>> tasks(n, [&]() -> asio::awaitable<void> {
+    ++started;
+    std::exception_ptr e;
+    try {
+      asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+      co_await t.async_wait(asio::use_awaitable);
+    } catch (...) {
+      e = std::current_exception();
+    }
+    co_await graceful::shield(cleanup());
+    if (e) std::rethrow_exception(e);
+  });
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), n,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  while (started < n) ctx.run_one();
+  sig.emit(asio::cancellation_type::terminal);
+  ctx.run_for(30s);  // bounded only so that a regression fails instead of hanging
+  BOOST_TEST_REQUIRE(res.calls == 1);
+  BOOST_TEST(res.report.count(task_outcome::cancelled_running) == n);
+  BOOST_TEST(cleaned == n);
 }
 
 BOOST_AUTO_TEST_CASE(a_cancel_that_finds_no_pending_operation_reaches_the_next_one) {
