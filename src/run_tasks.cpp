@@ -287,7 +287,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   std::unique_ptr<runner[]> runners_;
   runner_stack free_;
   asio::cancellation_signal park_signal_;
-  static constexpr std::size_t cancel_batch_size = 256;
+  static constexpr std::size_t cancel_batch_size = 1024;
   std::size_t uncancelled_ = 0;  // after a stop: runners [0, uncancelled_) not cancelled yet
   std::size_t next_ = 0;
   std::size_t running_ = 0;

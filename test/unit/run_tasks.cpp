@@ -202,10 +202,10 @@ BOOST_AUTO_TEST_CASE(cancel_stops_running_queued_and_not_started_tasks) {
 }
 
 BOOST_AUTO_TEST_CASE(a_mass_cancel_reaches_every_task_even_while_earlier_cleanups_wait) {
-  // More running tasks than one cancellation batch. Every task's shielded
-  // cleanup waits until all of them are in their cleanup: if the next batch
-  // waited for the previous one to end, this would never finish.
-  constexpr std::size_t n = 1'000;
+  // More running tasks than two cancellation batches (1,024 each). Every
+  // task's shielded cleanup waits until all of them are in their cleanup: if
+  // the next batch waited for the previous one to end, this would never finish.
+  constexpr std::size_t n = 2'500;
   asio::io_context ctx;
   asio::cancellation_signal sig;
   asio::steady_timer gate(ctx, asio::steady_timer::time_point::max());
