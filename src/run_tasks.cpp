@@ -404,21 +404,25 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
     throw std::invalid_argument("graceful::run_tasks: threads must be at least 1");
   }
   asio::io_context ctx(static_cast<int>(options.threads));
-  // The run's handler and the signal handler share a strand: the run's
-  // cancellation is emitted on its handler's executor, as Asio requires.
-  auto strand = asio::make_strand(ctx);
+  const bool serial = options.threads == 1;
+  // The run's handler and the signal handler share an executor that runs one
+  // handler at a time: the run's cancellation is emitted on its handler's
+  // executor, as Asio requires. One thread needs no strand (one hop less
+  // between the signal and the stop).
+  asio::any_io_executor handler_ex =
+      serial ? asio::any_io_executor(ctx.get_executor()) : asio::any_io_executor(asio::make_strand(ctx));
   // Listening starts before any task does: a signal during start-up counts.
   shutdown_signals signals(ctx.get_executor(), options.signals);
   run_report report;
   auto engine = start_run(ctx.get_executor(), std::move(tasks), max_concurrent, options,
-                          asio::bind_executor(strand, [&](boost::system::error_code, run_report r) {
+                          asio::bind_executor(handler_ex, [&](boost::system::error_code, run_report r) {
                             report = std::move(r);
                             signals.close();  // nothing left to stop: let the context run out
                           }),
-                          /*serial=*/options.threads == 1);
+                          serial);
   if (engine) {
     signals.async_wait(asio::bind_executor(
-        strand, [weak = std::weak_ptr<run_engine>(engine)](boost::system::error_code ec, int signo) {
+        handler_ex, [weak = std::weak_ptr<run_engine>(engine)](boost::system::error_code ec, int signo) {
           if (ec) return;
           if (auto e = weak.lock()) run_engine::request_stop(e, stop_cause::signal, signo);
         }));
