@@ -249,6 +249,12 @@ void plan_run(run_state& s, rng& r) {
       asio::cancellation_type::terminal, asio::cancellation_type::partial, asio::cancellation_type::total};
   s.n = r.chance(10) ? r.below(3) : r.below(201);
   s.limit = r.between(1, 16);
+  // Now and then a wide run: more tasks running at once than one
+  // cancellation batch (1,024), so that a stop spans several batches.
+  if (r.chance(50)) {
+    s.n = r.between(1'025, 2'600);
+    s.limit = s.n;
+  }
   s.policy = r.chance(4) ? graceful::failure_policy::cancel_all : graceful::failure_policy::continue_running;
   s.when = r.chance(2) ? moment::none : r.chance(4) ? moment::at_once : moment::timed;
   s.type = types[r.below(3)];
