@@ -76,10 +76,10 @@ struct async_cleanup_task {
 };
 
 template <class Task>
-graceful::run_report run(std::size_t n, counters& c, const bench::protocol_args& a) {
+graceful::run_report run(counters& c, const bench::protocol_args& a) {
   graceful::run_options options;
   options.threads = a.threads;
-  return graceful::run_tasks(std::vector<Task>(n, Task{&c}), a.max_concurrent, options);
+  return graceful::run_tasks(std::vector<Task>(a.tasks, Task{&c}), a.max_concurrent, options);
 }
 
 }  // namespace
@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
   c.ready_at = std::min(a.tasks, a.max_concurrent);
   if (c.ready_at == 0) bench::print_ready();
 
-  graceful::run_report report = a.async_cleanup ? run<async_cleanup_task>(a.tasks, c, a)
-                                                : run<sync_cleanup_task>(a.tasks, c, a);
+  graceful::run_report report = a.async_cleanup ? run<async_cleanup_task>(c, a)
+                                                : run<sync_cleanup_task>(c, a);
   long long joined = bench::monotonic_ns();
   bench::print_done(c.started.load(), c.cleaned.load(), joined);
   graceful::exit_process(report);  // 130/143 or death by the signal; 0 without one

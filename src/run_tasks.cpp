@@ -137,10 +137,11 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   // before the next batch's cancellations are even handled, so a mass cancel
   // of 100,000 tasks whose cleanups allocate (shield, an awaited post) reuses
   // about a thousand tasks' worth of hot memory instead of faulting in fresh
-  // pages for all of them at once. cancel_batch_size: of 16 to 4,096, 1,024
-  // was the best compromise on 100,000 running tasks (larger batches suit a
-  // sync cleanup, smaller ones an allocating one). A slow cleanup delays nobody: the next
+  // pages for all of them at once. A slow cleanup delays nobody: the next
   // batch goes out after one turn of the event loop, not when this one ends.
+  // cancel_batch_size: of 16 to 4,096, 1,024 was the best compromise on
+  // 100,000 running tasks (larger batches suit a sync cleanup, smaller ones
+  // an allocating one).
   //
   // Last runner first: runners are taken in order, so this is roughly the
   // reverse of the start order. Timers armed one after another with the same

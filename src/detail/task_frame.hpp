@@ -11,10 +11,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <boost/version.hpp>
-#include <boost/asio/strand.hpp>
 
 #include <cstdint>
 #include <exception>
