@@ -151,9 +151,13 @@ struct semaphore_state : std::enable_shared_from_this<semaphore_state> {
     while (head != nullptr) dequeue(*head, ec, {});
   }
 
+  // Nothing to fail when nobody waits, and nothing allocated then (a run's own
+  // semaphore is shut at its very end): the same Dekker pair as above, with
+  // `closed` for `count`. A waiter that initiates after the check reads
+  // `closed` in enqueue() and fails itself.
   void shut(int how) {
     int expected = state_open;
-    if (closed.compare_exchange_strong(expected, how)) {
+    if (closed.compare_exchange_strong(expected, how) && waiting.load() > 0) {
       asio::dispatch(strand, [self = shared_from_this()] { self->fail_all(); });
     }
   }

@@ -34,9 +34,10 @@ namespace graceful::detail {
 namespace {
 
 // One per concurrency slot in use. A task's relay is only used on the run's
-// strand, where the task runs, and outlives the task (Asio facts 1-2).
+// strand, where the task runs, and outlives the task (Asio facts 1-2): the
+// runner keeps it for the whole run, and gives it to each task in turn.
 struct runner {
-  relay_ptr relay;  // the current task's while it runs; a new one per task
+  cancel_relay* relay = nullptr;  // the runner's own, begun anew for each task
   semaphore_permit permit;
   std::size_t index = 0;
   runner* next_free = nullptr;
@@ -88,9 +89,17 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         slots_(options.limiter != nullptr ? *options.limiter : own_slots_),
         outcomes_(n_),
         runner_count_(std::min(n_, limit)),
-        runners_(std::make_unique<runner[]>(runner_count_)) {
-    for (std::size_t k = runner_count_; k > 0; --k) free_.push(runners_[k - 1]);
+        runners_(std::make_unique<runner[]>(runner_count_)),
+        relays_(runner_count_ > 0 ? acquire_relays(runner_count_) : relay_span{}) {
+    for (std::size_t k = runner_count_; k > 0; --k) {
+      runners_[k - 1].relay = relays_.first + (k - 1);
+      free_.push(runners_[k - 1]);
+    }
   }
+
+  run_engine(const run_engine&) = delete;
+  run_engine& operator=(const run_engine&) = delete;
+  ~run_engine() { release_relays(relays_); }
 
   // Starts the run on its strand.
   static void start(const std::shared_ptr<run_engine>& engine) {
@@ -204,14 +213,14 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     runner& r = free_.pop();
     r.index = i;
     r.busy = true;
-    r.relay = make_relay();
+    relay_ref relay = r.relay->begin();
     r.permit = std::move(permit);
     ++running_;
     auto on_end = [self = shared_from_this(), &r](task_end end) { self->on_task_end(r, std::move(end)); };
     if (serial_ != nullptr) {
-      spawn_task(*serial_, r.relay, std::move(task), std::move(on_end));
+      spawn_task(*serial_, relay, std::move(task), std::move(on_end));
     } else {
-      spawn_task(*task_strand_, r.relay, std::move(task), std::move(on_end));
+      spawn_task(*task_strand_, relay, std::move(task), std::move(on_end));
     }
     return true;
   }
@@ -221,7 +230,6 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     r.busy = false;
     free_.push(r);
     task_outcome outcome = outcome_of(end, r.relay->requested);
-    r.relay = {};  // freed with the frame, while it is hot, not at the end of the run
     if (outcome == task_outcome::failed) {
       record_failure(r.index, std::move(end.error));
     } else {
@@ -288,6 +296,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   std::vector<std::pair<std::size_t, std::exception_ptr>> errors_;
   std::size_t runner_count_;
   std::unique_ptr<runner[]> runners_;
+  relay_span relays_;  // one per runner, from the pool (never freed: see relay_executor.hpp)
   runner_stack free_;
   asio::cancellation_signal park_signal_;
   static constexpr std::size_t cancel_batch_size = 1024;

@@ -90,7 +90,8 @@ struct registry_node {
   const task_id id;
   std::unique_ptr<registry_task> task;  // freed with the node, after the coroutine
   asio::strand<asio::any_io_executor> strand;
-  relay_ptr relay = make_relay();  // on the strand only
+  pooled_relay relay;  // on the strand only
+  relay_ref relay_of_task = relay->begin();
   // Under the registry's mutex.
   task_state state = task_state::not_started;
   bool cancel_requested = false;
@@ -225,7 +226,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
       return on_end(node, task_end{end_kind::threw, std::current_exception()});
     }
     // The running task is outstanding work on the registry's context.
-    spawn_task(node->strand, node->relay, std::move(coroutine),
+    spawn_task(node->strand, node->relay_of_task, std::move(coroutine),
                [self = shared_from_this(), node,
                 work = asio::prefer(ex, asio::execution::outstanding_work.tracked)](task_end end) {
                  self->on_end(node, std::move(end));

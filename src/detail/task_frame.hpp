@@ -63,7 +63,6 @@ inline task_end ended_by_exception() noexcept { return {end_kind::threw, std::cu
 using entry_point_awaitable =
     boost::asio::awaitable<boost::asio::detail::awaitable_thread_entry_point, boost::asio::any_io_executor>;
 
-// `relay` stays alive as long as the frame: the thread's executor holds it.
 template <class OnEnd>
 entry_point_awaitable task_entry_point(boost::asio::awaitable<void> task, cancel_relay* relay,
                                        OnEnd on_end) {
@@ -82,7 +81,7 @@ entry_point_awaitable task_entry_point(boost::asio::awaitable<void> task, cancel
   if (!(co_await switched{})) {
     co_await boost::asio::post(boost::asio::use_awaitable_t<boost::asio::any_io_executor>{});
   }
-  relay->ended = true;
+  relay->end();
   on_end(std::move(end));
 }
 
@@ -95,18 +94,18 @@ entry_point_awaitable task_entry_point(boost::asio::awaitable<void> task, cancel
 // can reach it (Asio fact 3). The caller keeps outstanding work on the
 // context while the task runs.
 template <class Serial, class OnEnd>
-void spawn_task(const Serial& strand, relay_ptr relay, boost::asio::awaitable<void> task,
+void spawn_task(const Serial& strand, relay_ref relay, boost::asio::awaitable<void> task,
                 OnEnd on_end) {
   boost::asio::any_io_executor ex(relay_executor(strand, relay));
-  boost::asio::cancellation_slot slot = relay->signal.slot();
+  boost::asio::cancellation_slot slot = relay.relay->signal.slot();
   boost::asio::detail::awaitable_thread<boost::asio::any_io_executor> thread(
-      task_entry_point(std::move(task), &*relay, std::move(on_end)), ex, slot,
+      task_entry_point(std::move(task), relay.relay, std::move(on_end)), ex, slot,
       boost::asio::cancellation_state(slot));
   thread.throw_if_cancelled(false);
   thread.launch();
   // The first step ran inline, not through the relay executor: a cancel it
   // caused (a task that stops its own run) still reaches its first await.
-  relay->redeliver();
+  relay.redeliver();
 }
 
 #else
@@ -121,18 +120,18 @@ boost::asio::awaitable<task_end> run_task_frame(boost::asio::awaitable<void> tas
 // member rather than through bind_cancellation_slot: its associated executor
 // then stays unspecialised, so co_spawn emits into the coroutine directly
 // instead of dispatching a lambda that holds a raw pointer (Asio fact 2) and a
-// copy of the executor (which holds the relay that holds the slot: a cycle).
+// copy of the executor.
 template <class OnEnd>
 struct task_completion {
   using cancellation_slot_type = boost::asio::cancellation_slot;
 
-  relay_ptr relay;
+  relay_ref relay;
   OnEnd on_end;
 
-  cancellation_slot_type get_cancellation_slot() const noexcept { return relay->signal.slot(); }
+  cancellation_slot_type get_cancellation_slot() const noexcept { return relay.relay->signal.slot(); }
 
   void operator()(std::exception_ptr e, task_end end) {
-    relay->ended = true;
+    relay.relay->end();
     if (e) end = {end_kind::threw, e};
     on_end(std::move(end));
   }
@@ -140,11 +139,11 @@ struct task_completion {
 
 // As above, through co_spawn.
 template <class Serial, class OnEnd>
-void spawn_task(const Serial& strand, relay_ptr relay, boost::asio::awaitable<void> task,
+void spawn_task(const Serial& strand, relay_ref relay, boost::asio::awaitable<void> task,
                 OnEnd on_end) {
   boost::asio::any_io_executor ex(relay_executor(strand, relay));
   boost::asio::co_spawn(std::move(ex), run_task_frame(std::move(task)),
-                        task_completion<OnEnd>{std::move(relay), std::move(on_end)});
+                        task_completion<OnEnd>{relay, std::move(on_end)});
 }
 
 #endif

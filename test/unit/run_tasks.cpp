@@ -201,6 +201,59 @@ BOOST_AUTO_TEST_CASE(cancel_stops_running_queued_and_not_started_tasks) {
   }
 }
 
+// A task's executor may outlive the task. Here a coroutine that run 1's only
+// task spawned on it keeps stepping on one thread while run 2, on another
+// thread, has taken over the cancellation relay that task had (the pool hands
+// the last one given back out first) and is being cancelled. The leftover's
+// steps must leave that relay alone: TSan reports the race if they do not.
+BOOST_AUTO_TEST_CASE(an_executor_that_outlives_its_task_leaves_the_next_run_alone) {
+  asio::io_context first_ctx;
+  std::atomic<bool> leftover_stop{false};
+  std::atomic<long> leftover_steps{0};
+  auto leftover = [&]() -> asio::awaitable<void> {
+    while (!leftover_stop.load()) {
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      ++leftover_steps;
+    }
+  };
+  std::vector<task> one{[&]() -> asio::awaitable<void> {
+    asio::co_spawn(co_await asio::this_coro::executor, leftover(), asio::detached);
+    co_return;
+  }};
+  // The handler runs after the run's state is gone: its relay is back in the pool.
+  std::promise<run_report> first_done;
+  graceful::async_run_tasks(first_ctx.get_executor(), std::move(one), 1,
+                            [&](error_code, run_report r) { first_done.set_value(std::move(r)); });
+  std::thread first_thread([&] { first_ctx.run(); });
+  run_report first = first_done.get_future().get();
+
+  asio::io_context second_ctx;
+  asio::cancellation_signal cancel;
+  bool cleaned = false;
+  auto cleanup = [&]() -> asio::awaitable<void> {
+    long from = leftover_steps.load();
+    while (leftover_steps.load() < from + 1000) {
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    }
+    cleaned = true;
+  };
+  std::vector<task> two{[&]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+    asio::post(second_ctx, [&] { cancel.emit(asio::cancellation_type::terminal); });
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await graceful::shield(cleanup());
+  }};
+  result second;
+  graceful::async_run_tasks(second_ctx.get_executor(), std::move(two), 1,
+                            asio::bind_cancellation_slot(cancel.slot(), second.handler()));
+  second_ctx.run();
+  leftover_stop = true;
+  first_thread.join();
+  BOOST_TEST(first.count(task_outcome::completed) == 1u);
+  BOOST_TEST(second.report.cause() == stop_cause::cancelled);
+  BOOST_TEST(cleaned);  // the shielded cleanup ran to its end, the leftover stepping all along
+}
+
 BOOST_AUTO_TEST_CASE(a_mass_cancel_reaches_every_task_even_while_earlier_cleanups_wait) {
   // More running tasks than two cancellation batches (1,024 each). Every
   // task's shielded cleanup waits until all of them are in their cleanup: if
@@ -418,7 +471,9 @@ BOOST_AUTO_TEST_CASE(unstarted_tasks_can_be_taken_back_and_run_again) {
     if (p.started == 2) asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
   };
   result first;
-  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 10, 1ms), 2,
+  // An hour: the first two are still waiting when the cancel comes, however
+  // slow the machine. The second run's tasks wait 1 ms.
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 10, 1h), 2,
                             asio::bind_cancellation_slot(sig.slot(), first.handler()));
   ctx.run();
   BOOST_TEST(first.report.count(task_outcome::cancelled_running) == 2u);
@@ -427,6 +482,7 @@ BOOST_AUTO_TEST_CASE(unstarted_tasks_can_be_taken_back_and_run_again) {
   BOOST_TEST(rest.size() == 8u);
   p.on_start = nullptr;
   p.start_order.clear();
+  p.sleep_override_ms = 1;
   result second;
   graceful::async_run_tasks(ctx.get_executor(), std::move(rest), 3, second.handler());
   ctx.restart();

@@ -24,6 +24,8 @@ struct probe {
   std::atomic<int> invoked{0}, started{0}, finished{0}, cleaned{0}, in_flight{0}, peak{0};
   std::vector<std::size_t> start_order;  // single-threaded runs only
   std::function<void()> on_start;        // called after each start
+  // >= 0: every sleeper started from now on waits this long instead (ms).
+  std::atomic<long long> sleep_override_ms{-1};
 
   void start(std::size_t i, bool record_order) {
     ++started;
@@ -51,7 +53,9 @@ inline task sleeper(probe& p, std::size_t i, std::chrono::milliseconds d, bool r
     ++p.invoked;
     p.start(i, record_order);
     cleanup_guard g{p};
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
+    long long o = p.sleep_override_ms.load();
+    asio::steady_timer t(co_await asio::this_coro::executor,
+                         o >= 0 ? std::chrono::milliseconds(o) : d);
     co_await t.async_wait(asio::use_awaitable);
     ++p.finished;
   };
