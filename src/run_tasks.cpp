@@ -20,9 +20,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -405,6 +408,108 @@ void run_on_threads(asio::io_context& ctx, std::size_t threads) {
   join_all();
 }
 
+// The io_context of one blocking run_tasks. On one thread it is the calling
+// thread's, kept from one call to the next: a run then neither opens nor
+// closes the context's descriptors (its epoll, timer and wake-up descriptors,
+// and Asio's signal pipe), which took 40-90 us of a small run's return here,
+// and a thread that calls run_tasks once pays for them at its exit, when
+// nobody waits.
+//
+// - Kept only when the run let it run out of work: an exception out of run()
+//   leaves handlers queued, and that context is destroyed.
+// - A run_tasks called from inside a task of another one on the same thread,
+//   or with several threads, gets a context of its own, as before.
+// - Before a fork, every idle kept context is destroyed (pthread_atfork): a
+//   child must not share their epoll instances and Asio's signal pipe with
+//   its parent, which would then read the child's signals.
+class context_lease {
+ public:
+  explicit context_lease(std::size_t threads) {
+    if (threads == 1) {
+      slot& mine = this_thread_slot();
+      std::lock_guard lock(registry().mutex);
+      if (!mine.in_use) {
+        if (mine.ctx) {
+          mine.ctx->restart();
+        } else {
+          mine.ctx = std::make_unique<asio::io_context>(1);
+        }
+        mine.in_use = true;
+        slot_ = &mine;
+        ctx_ = mine.ctx.get();
+        return;
+      }
+    }
+    own_ = std::make_unique<asio::io_context>(static_cast<int>(threads));
+    ctx_ = own_.get();
+  }
+  context_lease(const context_lease&) = delete;
+  context_lease& operator=(const context_lease&) = delete;
+  ~context_lease() {
+    if (slot_ == nullptr) return;
+    std::unique_ptr<asio::io_context> dirty;
+    {
+      std::lock_guard lock(registry().mutex);
+      slot_->in_use = false;
+      if (!clean_) dirty = std::move(slot_->ctx);
+    }
+  }
+
+  asio::io_context& context() const noexcept { return *ctx_; }
+  // run() returned normally: nothing is left queued on the context.
+  void ran_out() noexcept { clean_ = true; }
+
+ private:
+  struct slot;
+  struct slot_registry {
+    std::mutex mutex;
+    std::vector<slot*> slots;
+  };
+  struct slot {
+    std::unique_ptr<asio::io_context> ctx;
+    bool in_use = false;
+
+    slot() {
+      static std::once_flag fork_hook;
+      std::call_once(fork_hook, [] { ::pthread_atfork(&before_fork, nullptr, nullptr); });
+      std::lock_guard lock(registry().mutex);
+      registry().slots.push_back(this);
+    }
+    slot(const slot&) = delete;
+    slot& operator=(const slot&) = delete;
+    ~slot() {  // at thread exit
+      std::unique_ptr<asio::io_context> mine;
+      {
+        std::lock_guard lock(registry().mutex);
+        auto& v = registry().slots;
+        v.erase(std::find(v.begin(), v.end(), this));
+        mine = std::move(ctx);
+      }
+    }
+  };
+
+  // Never destroyed: threads may exit during static destruction.
+  static slot_registry& registry() {
+    static slot_registry* r = new slot_registry;
+    return *r;
+  }
+  static slot& this_thread_slot() {
+    thread_local slot s;
+    return s;
+  }
+  static void before_fork() {
+    std::lock_guard lock(registry().mutex);
+    for (slot* s : registry().slots) {
+      if (!s->in_use) s->ctx.reset();
+    }
+  }
+
+  slot* slot_ = nullptr;
+  std::unique_ptr<asio::io_context> own_;
+  asio::io_context* ctx_ = nullptr;
+  bool clean_ = false;
+};
+
 }  // namespace
 
 run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t max_concurrent,
@@ -415,8 +520,9 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
   if (options.threads == 0) {
     throw std::invalid_argument("graceful::run_tasks: threads must be at least 1");
   }
-  asio::io_context ctx(static_cast<int>(options.threads));
   const bool serial = options.threads == 1;
+  context_lease lease(options.threads);
+  asio::io_context& ctx = lease.context();
   // The run's handler and the signal handler share an executor that runs one
   // handler at a time: the run's cancellation is emitted on its handler's
   // executor, as Asio requires. One thread needs no strand (one hop less
@@ -444,6 +550,7 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
   engine.reset();
 
   run_on_threads(ctx, options.threads);
+  lease.ran_out();
   return report;
 }
 

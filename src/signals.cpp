@@ -104,7 +104,9 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
         std::lock_guard lock(mutex);
         b = waiters.take_all();
       }
-      waiter_list<int>::complete(b, ex, {}, signo);
+      // Inside the signal_set's handler: the shutdown starts in this turn of
+      // the event loop, not the next one.
+      waiter_list<int>::dispatch(b, ex, {}, signo);
     }
     if (policy.force_exit_after == 0) return;
     if (n >= policy.force_exit_after) {

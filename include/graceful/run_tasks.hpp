@@ -179,6 +179,15 @@ auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
 /// Several run_tasks may run at once in one process (from different threads):
 /// each listens for its signals, and one signal stops them all, since it asks
 /// the whole process to shut down.
+///
+/// With one thread (the default), the io_context is the calling thread's and
+/// is kept for its next run_tasks: the return after the last join does not
+/// wait for the context's descriptors to be closed, and they are closed when
+/// the thread exits (or before a fork(), so that a child never shares them).
+/// Everything the run started has ended when run_tasks returns; the signal
+/// handlers are gone. A run that ends by an exception gets its context
+/// destroyed; a run_tasks called from inside a task of another, or with
+/// several threads, gets a context of its own.
 template <awaitable_task Task>
 run_report run_tasks(std::vector<Task> tasks, std::size_t max_concurrent, run_options options = {}) {
   return detail::run_tasks_blocking(std::make_shared<detail::task_list<Task>>(std::move(tasks)),

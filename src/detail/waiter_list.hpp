@@ -7,6 +7,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
@@ -67,6 +68,17 @@ class waiter_list {
     for (auto& w : b) {
       boost::asio::any_completion_executor work(std::move(w.work));
       boost::asio::post(ex, boost::asio::append(std::move(w.handler), ec, args...));
+    }
+  }
+
+  // As complete(), but each handler runs at once if the calling thread is
+  // already running its associated executor: for completions from inside a
+  // handler of the owner's own (never from an initiating function).
+  static void dispatch(batch& b, const boost::asio::any_io_executor& ex,
+                       boost::system::error_code ec, const Args&... args) {
+    for (auto& w : b) {
+      boost::asio::any_completion_executor work(std::move(w.work));
+      boost::asio::dispatch(ex, boost::asio::append(std::move(w.handler), ec, args...));
     }
   }
 

@@ -333,7 +333,26 @@ def concurrent_runs(exe):
         check(line in c.lines, f"missing {line!r}")
 
 
+def fork_after_a_run(exe):
+    # exe: signal_child. The parent ran run_tasks once (its thread keeps that
+    # io_context), then forked: the child's run must get the SIGTERM sent to
+    # the child, the parent's run only the SIGCHLD of the child's death.
+    c = Child(exe, "fork")
+    c.wait_for(STARTED, 3)  # the warm-up run's task, the parent's and the child's
+    pid_lines = [line for line in c.lines if line.startswith("child pid=")]
+    check(len(pid_lines) == 1, f"the child printed no pid before its task started: {c.lines}")
+    os.kill(int(pid_lines[0].split("=")[1]), signal.SIGTERM)
+    rc, _ = c.finish()
+    print(f"lines: {c.lines}; returncode={rc}")
+    check(rc == 0, f"expected exit status 0, got {rc}")
+    for line in [f"child: cause=1 signal={int(signal.SIGTERM)} cancelled_running=1 completed=0 failed=0",
+                 f"parent: cause=1 signal={int(signal.SIGCHLD)} cancelled_running=1 completed=0 failed=0",
+                 f"child status: exited=-1 signaled={int(signal.SIGTERM)}"]:
+        check(line in c.lines, f"missing {line!r}")
+
+
 SCENARIOS = {f.__name__: f for f in [
+    fork_after_a_run,
     signal_storm, signals_during_startup, sigterm_then_sigint, cleanup_throws, stubborn_task,
     closed_stdout, pid_one, concurrent_runs,
     interrupt_all_slots_busy, interrupt_with_tasks_queued, interrupt_during_cleanup,
