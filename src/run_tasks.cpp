@@ -379,6 +379,10 @@ namespace {
 // context: if one cannot be created, nothing has run yet and the error is
 // thrown with the context untouched.
 void run_on_threads(asio::io_context& ctx, std::size_t threads) {
+  if (threads == 1) {  // nothing to start, nothing to join on the way out
+    ctx.run();
+    return;
+  }
   std::promise<bool> start;  // true: run; false: a thread could not be made
   std::shared_future<bool> go = start.get_future().share();
   std::vector<std::thread> pool;
