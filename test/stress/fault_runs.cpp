@@ -250,7 +250,7 @@ void plan_run(run_state& s, rng& r) {
   s.n = r.chance(10) ? r.below(3) : r.below(201);
   s.limit = r.between(1, 16);
   // Now and then a wide run: more tasks running at once than one
-  // cancellation batch (1,024), so that a stop spans several batches.
+  // cancellation batch (256), so that a stop spans several batches.
   if (r.chance(50)) {
     s.n = r.between(1'025, 2'600);
     s.limit = s.n;

@@ -255,7 +255,7 @@ BOOST_AUTO_TEST_CASE(an_executor_that_outlives_its_task_leaves_the_next_run_alon
 }
 
 BOOST_AUTO_TEST_CASE(a_mass_cancel_reaches_every_task_even_while_earlier_cleanups_wait) {
-  // More running tasks than two cancellation batches (1,024 each). Every
+  // More running tasks than two cancellation batches (256 each). Every
   // task's shielded cleanup waits until all of them are in their cleanup: if
   // the next batch waited for the previous one to end, this would never finish.
   constexpr std::size_t n = 2'500;
