@@ -4,6 +4,7 @@
 
 #include "detail/cancellation.hpp"
 #include "detail/report_builder.hpp"
+#include "detail/signals_access.hpp"
 #include "detail/task_frame.hpp"
 
 #include <boost/asio/any_completion_executor.hpp>
@@ -528,10 +529,9 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
   const bool serial = options.threads == 1;
   context_lease lease(options.threads);
   asio::io_context& ctx = lease.context();
-  // The run's handler and the signal handler share an executor that runs one
-  // handler at a time: the run's cancellation is emitted on its handler's
-  // executor, as Asio requires. One thread needs no strand (one hop less
-  // between the signal and the stop).
+  // The run's handler runs one at a time with the run's own handlers (on its
+  // strand; one thread needs none). The first signal goes straight from the
+  // signal_set's handler to request_stop, which hops onto the run's strand.
   asio::any_io_executor handler_ex =
       serial ? asio::any_io_executor(ctx.get_executor()) : asio::any_io_executor(asio::make_strand(ctx));
   // Listening starts before any task does: a signal during start-up counts.
@@ -544,11 +544,10 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
                           }),
                           serial);
   if (engine) {
-    signals.async_wait(asio::bind_executor(
-        handler_ex, [weak = std::weak_ptr<run_engine>(engine)](boost::system::error_code ec, int signo) {
-          if (ec) return;
-          if (auto e = weak.lock()) run_engine::request_stop(e, stop_cause::signal, signo);
-        }));
+    // request_stop hops onto the run's strand (none on one thread).
+    signals_access::on_first_signal(signals, [weak = std::weak_ptr<run_engine>(engine)](int signo) {
+      if (auto e = weak.lock()) run_engine::request_stop(e, stop_cause::signal, signo);
+    });
   } else {
     signals.close();
   }

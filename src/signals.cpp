@@ -1,5 +1,6 @@
 #include <graceful/signals.hpp>
 
+#include "detail/signals_access.hpp"
 #include "detail/waiter_list.hpp"
 
 #include <boost/asio/append.hpp>
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -81,6 +83,7 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
   // safe to use from two threads at once; the destructor may run anywhere).
   std::mutex mutex;
   waiter_list<int> waiters;
+  std::function<void(int)> first_signal_hook;  // see signals_access
   bool stopped = false;  // destroyed: no more waits
   bool holds_sigpipe = false;
 
@@ -100,10 +103,13 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
     if (n == 1) {
       first = signo;
       waiter_list<int>::batch b;
+      std::function<void(int)> hook;
       {
         std::lock_guard lock(mutex);
         b = waiters.take_all();
+        hook = first_signal_hook;
       }
+      if (hook) hook(signo);
       // Inside the signal_set's handler: the shutdown starts in this turn of
       // the event loop, not the next one.
       waiter_list<int>::dispatch(b, ex, {}, signo);
@@ -121,6 +127,17 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
     std::fflush(stderr);
   }
 };
+
+void signals_access::on_first_signal(shutdown_signals& s, std::function<void(int)> hook) {
+  auto& state = *s.state_;
+  int first = 0;
+  {
+    std::lock_guard lock(state.mutex);
+    first = state.first.load();
+    if (first == 0) state.first_signal_hook = std::move(hook);
+  }
+  if (first != 0) hook(first);
+}
 
 void signals_wait_erased(std::shared_ptr<signals_state> state, signal_wait_handler handler) {
   std::unique_lock lock(state->mutex);

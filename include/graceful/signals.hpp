@@ -45,6 +45,7 @@ struct signal_policy {
 
 namespace detail {
 struct signals_state;
+class signals_access;
 using signal_wait_signature = void(boost::system::error_code, int);
 using signal_wait_handler = asio::any_completion_handler<signal_wait_signature>;
 void signals_wait_erased(std::shared_ptr<signals_state> state, signal_wait_handler handler);
@@ -117,6 +118,7 @@ class shutdown_signals {
   int first_signal() const noexcept;
 
  private:
+  friend class detail::signals_access;
   std::shared_ptr<detail::signals_state> state_;
 };
 
