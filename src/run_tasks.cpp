@@ -477,7 +477,7 @@ class context_lease {
 
     slot() {
       static std::once_flag fork_hook;
-      std::call_once(fork_hook, [] { ::pthread_atfork(&before_fork, nullptr, nullptr); });
+      std::call_once(fork_hook, [] { ::pthread_atfork(&before_fork, &after_fork, &after_fork); });
       std::lock_guard lock(registry().mutex);
       registry().slots.push_back(this);
     }
@@ -503,12 +503,15 @@ class context_lease {
     thread_local slot s;
     return s;
   }
+  // Held across the fork, so that the child never inherits it locked by a
+  // thread it does not have.
   static void before_fork() {
-    std::lock_guard lock(registry().mutex);
+    registry().mutex.lock();
     for (slot* s : registry().slots) {
       if (!s->in_use) s->ctx.reset();
     }
   }
+  static void after_fork() { registry().mutex.unlock(); }
 
   slot* slot_ = nullptr;
   std::unique_ptr<asio::io_context> own_;
