@@ -734,4 +734,36 @@ BOOST_AUTO_TEST_CASE(blocking_run_tasks_runs_everything_on_one_or_several_thread
   BOOST_TEST(empty.size() == 0u);
 }
 
+// run_tasks keeps its thread's io_context for the next call, but not one that
+// an exception left with handlers queued: the next run must not run them.
+BOOST_AUTO_TEST_CASE(a_run_that_ends_by_an_exception_leaves_nothing_for_the_next_one) {
+  bool stale_ran = false;
+  std::vector<task> throwing{[&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    asio::post(ex, [] { throw std::runtime_error("out of run()"); });
+    asio::post(ex, [&] { stale_ran = true; });  // still queued when run() throws
+    asio::steady_timer t(ex, 50ms);  // keeps a reused context busy only briefly
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }};
+  BOOST_CHECK_THROW(graceful::run_tasks(std::move(throwing), 1), std::runtime_error);
+  probe p;
+  run_report next = graceful::run_tasks(sleepers(p, 3, 0ms), 2);
+  BOOST_TEST(next.count(task_outcome::completed) == 3u);
+  BOOST_TEST(!stale_ran);
+}
+
+// A run_tasks inside a task of another, on the same thread, gets a context of
+// its own: the outer one's is busy.
+BOOST_AUTO_TEST_CASE(a_run_tasks_inside_a_task_runs_on_a_context_of_its_own) {
+  probe inner_p;
+  std::size_t inner_completed = 0;
+  std::vector<task> outer{[&]() -> asio::awaitable<void> {
+    inner_completed = graceful::run_tasks(sleepers(inner_p, 4, 0ms), 2).count(task_outcome::completed);
+    co_return;
+  }};
+  run_report r = graceful::run_tasks(std::move(outer), 1);
+  BOOST_TEST(r.count(task_outcome::completed) == 1u);
+  BOOST_TEST(inner_completed == 4u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
