@@ -38,9 +38,9 @@ namespace asio = boost::asio;
 // out and takes back (relay_pool.cpp). A task's executor and every copy of
 // it, which may outlive the task (a handler the task posted, a coroutine it
 // spawned and detached), hold a relay_ref: the relay plus the generation it
-// had when the task began. The generation moves on when the task ends, so a
-// copy that outlives its task finds it changed and leaves the relay, by then
-// perhaps another task's, alone. Copies are plain copies: no reference count
+// had when the task began. The generation moves on when a task begins and
+// when it ends, so a copy that outlives its task finds it changed and leaves
+// the relay, by then perhaps another task's, alone. Copies are plain copies: no reference count
 // to update on every executor copy, prefer() and handler hop (an atomic
 // read-modify-write each, 10% of a mass cancel's time on one thread).
 struct cancel_relay {
