@@ -3,6 +3,7 @@
 #include <graceful/signals.hpp>
 
 #include "detail/cancellation.hpp"
+#include "detail/block_cache.hpp"
 #include "detail/report_builder.hpp"
 #include "detail/signals_access.hpp"
 #include "detail/task_frame.hpp"
@@ -66,6 +67,13 @@ struct runner {
   bool busy = false;
 };
 
+// Runner arrays are kept for the next run rather than freed: see block_cache.
+// Never destroyed, like the relay pool.
+block_cache<runner>& runner_blocks() {
+  static auto* cache = new block_cache<runner>;
+  return *cache;
+}
+
 // The idle runners, last freed first. Intrusive rather than a vector: a
 // vector of 10,000 pointers is a heap block big enough that freeing it at
 // the end of a run makes glibc consolidate every small chunk the tasks left.
@@ -111,17 +119,25 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         slots_(options.limiter != nullptr ? *options.limiter : own_slots_),
         outcomes_(n_),
         runner_count_(std::min(n_, limit)),
-        runners_(std::make_unique<runner[]>(runner_count_)),
+        runners_(runner_count_ > 0 ? runner_blocks().acquire(runner_count_) : block_span<runner>{}),
         relays_(runner_count_ > 0 ? acquire_relays(runner_count_) : relay_span{}) {
     for (std::size_t k = runner_count_; k > 0; --k) {
-      runners_[k - 1].relay = relays_.first + (k - 1);
-      free_.push(runners_[k - 1]);
+      runner& r = runners_.first[k - 1];
+      r = runner{};  // a kept block holds its last run's runners
+      r.relay = relays_.first + (k - 1);
+      free_.push(r);
     }
   }
 
   run_engine(const run_engine&) = delete;
   run_engine& operator=(const run_engine&) = delete;
-  ~run_engine() { release_relays(relays_); }
+  ~run_engine() {
+    if (running_ > 0) {  // tasks destroyed unfinished (their context went first)
+      for (std::size_t k = 0; k < runner_count_; ++k) runners_.first[k].permit.release();
+    }
+    if (runners_.first != nullptr) runner_blocks().release(runners_);
+    release_relays(relays_);
+  }
 
   // Starts the run on its strand.
   static void start(const std::shared_ptr<run_engine>& engine) {
@@ -189,7 +205,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   void cancel_batch() {
     std::size_t end = uncancelled_ > cancel_batch_size ? uncancelled_ - cancel_batch_size : 0;
     for (std::size_t k = uncancelled_; k-- > end;) {
-      runner& r = runners_[k];
+      runner& r = runners_.first[k];
       if (r.busy && !r.relay->requested) r.relay->request();
     }
     uncancelled_ = end;
@@ -322,7 +338,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   outcome_table outcomes_;
   std::vector<std::pair<std::size_t, std::exception_ptr>> errors_;
   std::size_t runner_count_;
-  std::unique_ptr<runner[]> runners_;
+  block_span<runner> runners_;  // from runner_blocks(), given back whole
   relay_span relays_;  // one per runner, from the pool (never freed: see relay_executor.hpp)
   runner_stack free_;
   asio::cancellation_signal park_signal_;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "block_cache.hpp"
+
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/prefer.hpp>
@@ -106,10 +108,7 @@ inline relay_ref cancel_relay::begin() noexcept {
 
 // Relays from the process-wide pool: `size` of them from `first` on, at least
 // as many as asked for. Never freed, only reused.
-struct relay_span {
-  cancel_relay* first = nullptr;
-  std::size_t size = 0;
-};
+using relay_span = block_span<cancel_relay>;
 relay_span acquire_relays(std::size_t n);
 void release_relays(relay_span relays) noexcept;
 

@@ -1,8 +1,6 @@
 #include "relay_executor.hpp"
 
 #include <mutex>
-#include <new>
-#include <vector>
 
 // The process-wide pool of cancel_relays (see relay_executor.hpp for why they
 // are never freed). A run takes one block for all its concurrency slots and
@@ -21,55 +19,29 @@ namespace {
 class relay_pool {
  public:
   relay_span acquire(std::size_t n) {
-    {
+    if (n == 1) {
       std::lock_guard lock(mutex_);
-      if (n == 1 && singles_ != nullptr) {
+      if (singles_ != nullptr) {
         cancel_relay* r = singles_;
         singles_ = r->next_free;
         r->next_free = nullptr;
         return {r, 1};
       }
-      if (n > 1) {
-        if (auto best = best_fit(n); best != blocks_.end()) {
-          relay_span s = *best;
-          *best = blocks_.back();
-          blocks_.pop_back();
-          return s;
-        }
-      }
     }
-    return {new cancel_relay[n], n};
+    return n == 1 ? relay_span{new cancel_relay, 1} : blocks_.acquire(n);
   }
 
   void release(relay_span s) noexcept {
+    if (s.size > 1) return blocks_.release(s);
     std::lock_guard lock(mutex_);
-    if (s.size == 1) {
-      s.first->next_free = singles_;
-      singles_ = s.first;
-      return;
-    }
-    try {
-      blocks_.push_back(s);
-    } catch (const std::bad_alloc&) {
-      // Out of memory: the block stays allocated, unused (relays are never freed).
-    }
+    s.first->next_free = singles_;
+    singles_ = s.first;
   }
 
  private:
-  // The smallest free block that holds n relays and wastes at most as many again.
-  std::vector<relay_span>::iterator best_fit(std::size_t n) {
-    auto best = blocks_.end();
-    for (auto it = blocks_.begin(); it != blocks_.end(); ++it) {
-      if (it->size >= n && it->size / 2 <= n && (best == blocks_.end() || it->size < best->size)) {
-        best = it;
-      }
-    }
-    return best;
-  }
-
-  std::mutex mutex_;
+  std::mutex mutex_;  // for singles_
   cancel_relay* singles_ = nullptr;
-  std::vector<relay_span> blocks_;
+  block_cache<cancel_relay> blocks_;
 };
 
 // Never destroyed: an executor copy in a static object may look at its relay

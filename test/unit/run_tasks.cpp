@@ -568,6 +568,28 @@ struct hook_executor {
   bool operator==(const hook_executor&) const noexcept = default;
 };
 
+BOOST_AUTO_TEST_CASE(a_run_whose_context_is_destroyed_under_it_gives_its_permits_back) {
+  // The run's runner array is kept for the next run (block_cache): permits
+  // its runners still hold when the run dies unfinished must not stay there.
+  asio::io_context limiter_ctx;
+  graceful::async_semaphore limiter(limiter_ctx.get_executor(), 2);
+  probe p;
+  result r;
+  {
+    asio::io_context ctx;
+    graceful::run_options options;
+    options.limiter = &limiter;
+    graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 2, 1h), 2, options, r.handler());
+    ctx.poll();
+    BOOST_TEST_REQUIRE(p.started.load() == 2);
+    BOOST_TEST_REQUIRE(limiter.available() == 0u);
+  }  // the context goes first, with both tasks waiting on their timers
+  BOOST_TEST(p.cleaned.load() == 2);  // their frames were destroyed
+  BOOST_TEST(r.calls == 0);
+  BOOST_TEST(limiter.available() == 2u);
+  BOOST_TEST(limiter.waiting() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_limiter_grant_that_races_free_permits_never_overfills_the_run) {
   // Found by fault_runs with two runs sharing a limiter on several threads:
   // a task of run X ends while X waits on the limiter; the limiter grants X's
