@@ -61,7 +61,7 @@ void reserve_shutdown_headroom() {
 // runner keeps it for the whole run, and gives it to each task in turn.
 struct runner {
   cancel_relay* relay = nullptr;  // the runner's own, begun anew for each task
-  semaphore_permit permit;
+  semaphore_permit permit;        // a shared limiter's, or none
   std::size_t index = 0;
   runner* next_free = nullptr;
   bool busy = false;
@@ -90,10 +90,16 @@ class runner_stack {
 // The state of one async_run_tasks. Everything below runs on strand_.
 //
 // Tasks [0, next_) have started; the others cost nothing but their stored
-// callable. While every slot is busy the run keeps exactly one acquire parked
-// on the semaphore: its place in the queue, standing for task next_ (reported
-// cancelled_queued if the run stops then). A finishing task hands its permit
-// straight to the next one.
+// callable. Task next_ is the queued one (reported cancelled_queued if the run
+// stops then) while it waits for a slot:
+// - without a shared limiter, the run's slots are its runners: task next_
+//   waits while every runner is busy, and a finishing task's runner goes
+//   straight to it. No semaphore, no permits, nothing parked: the run's own
+//   bookkeeping is all a slot costs.
+// - with one, a task starts only with a permit of the limiter. While a runner
+//   is free and no permit is, the run keeps exactly one acquire parked on the
+//   limiter: its place in the limiter's queue. A finishing task hands its
+//   permit straight to the next one unless others wait on the limiter.
 class run_engine : public std::enable_shared_from_this<run_engine> {
  public:
   // `serial`: ex_ is an io_context executor whose context only one thread
@@ -115,8 +121,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         work_(asio::prefer(asio::get_associated_executor(handler_, ex_),
                            asio::execution::outstanding_work.tracked)),
         task_work_(asio::prefer(ex_, asio::execution::outstanding_work.tracked)),
-        own_slots_(ex_, limit),
-        slots_(options.limiter != nullptr ? *options.limiter : own_slots_),
+        limiter_(options.limiter),
         outcomes_(n_),
         runner_count_(std::min(n_, limit)),
         runners_(runner_count_ > 0 ? runner_blocks().acquire(runner_count_) : block_span<runner>{}),
@@ -154,9 +159,13 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   // Starts what the free slots allow, parks for the rest.
   void fill() {
     while (!stopping_ && next_ < n_ && !free_.empty()) {
-      auto permit = slots_.try_acquire();
-      if (!permit) break;
-      launch(next_++, *permit);
+      semaphore_permit permit;  // none without a limiter: the free runner is the slot
+      if (limiter_ != nullptr) {
+        auto granted = limiter_->try_acquire();
+        if (!granted) break;
+        permit = std::move(*granted);
+      }
+      launch(next_++, permit);
     }
     if (!headroom_reserved_ && running_ > 0) {
       headroom_reserved_ = true;
@@ -174,6 +183,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     if (parked_) {
       queued_ = next_;
       park_signal_.emit(asio::cancellation_type::terminal);
+    } else if (limiter_ == nullptr && next_ < n_ && free_.empty()) {
+      queued_ = next_;  // waiting for one of the run's own slots
     }
     uncancelled_ = runner_count_;
     cancel_batch();
@@ -214,18 +225,14 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     }
   }
 
-  // The run's own semaphore has one permit per runner: the next task waits on
-  // it even while every runner is busy (it is then the `queued` task). A
-  // shared limiter is waited for only while a runner is free to take a permit.
-  bool may_park() const noexcept { return options_.limiter == nullptr || !free_.empty(); }
-
+  // A shared limiter is waited for only while a runner is free to take a permit.
   void park_if_needed() {
-    if (!stopping_ && next_ < n_ && !parked_ && may_park()) park();
+    if (limiter_ != nullptr && !stopping_ && next_ < n_ && !parked_ && !free_.empty()) park();
   }
 
   void park() {
     parked_ = true;
-    slots_.async_acquire(asio::bind_cancellation_slot(
+    limiter_->async_acquire(asio::bind_cancellation_slot(
         park_signal_.slot(),
         asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec,
                                                                  semaphore_permit permit) {
@@ -235,10 +242,10 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         })));
   }
 
-  // Starts the next task that can start with `permit`, if any. Slots are
-  // only taken with a permit in hand: a free one is always there (a shared
-  // limiter is waited for only while one is, and nothing else takes it
-  // meanwhile); checked all the same, since a permit is cheap to give back.
+  // Starts the next task that can start with `permit` (a limiter's, or none),
+  // if any. A limiter's permits are only taken while a runner is free (it is
+  // waited for only while one is, and nothing else takes it meanwhile);
+  // checked all the same, since a permit is cheap to give back.
   void launch_next(semaphore_permit& permit) {
     while (!stopping_ && next_ < n_ && !free_.empty() && !launch(next_++, permit)) {
     }
@@ -279,7 +286,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
       outcomes_.set(r.index, outcome);
     }
     semaphore_permit permit = std::move(r.permit);
-    if (options_.limiter != nullptr && slots_.waiting() > 0) {
+    if (limiter_ != nullptr && limiter_->waiting() > 0) {
       // A shared limiter is FIFO across its users: queue up again rather than
       // hand the permit to our own next task ahead of older waiters. Only by
       // waiting, never with try_acquire: while our wait's grant is on its
@@ -333,8 +340,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   run_handler handler_;
   asio::any_completion_executor work_;
   asio::any_io_executor task_work_;  // the tasks' context stays busy while any may run
-  async_semaphore own_slots_;
-  async_semaphore& slots_;  // own_slots_, or the shared run_options::limiter
+  async_semaphore* limiter_;  // run_options::limiter; null: the slots are the runners
   outcome_table outcomes_;
   std::vector<std::pair<std::size_t, std::exception_ptr>> errors_;
   std::size_t runner_count_;
