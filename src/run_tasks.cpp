@@ -592,9 +592,17 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
                           }),
                           serial);
   if (engine) {
-    // request_stop hops onto the run's strand (none on one thread).
-    signals_access::on_first_signal(signals, [weak = std::weak_ptr<run_engine>(engine)](int signo) {
-      if (auto e = weak.lock()) run_engine::request_stop(e, stop_cause::signal, signo);
+    // On one thread the signal_set's handler runs where the run's state
+    // lives: it stops the run directly. Otherwise request_stop hops onto the
+    // run's strand.
+    signals_access::on_first_signal(signals, [weak = std::weak_ptr<run_engine>(engine), serial](int signo) {
+      if (auto e = weak.lock()) {
+        if (serial) {
+          e->stop(stop_cause::signal, signo);
+        } else {
+          run_engine::request_stop(e, stop_cause::signal, signo);
+        }
+      }
     });
   } else {
     signals.close();

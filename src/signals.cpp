@@ -107,7 +107,7 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
       {
         std::lock_guard lock(mutex);
         b = waiters.take_all();
-        hook = first_signal_hook;
+        hook = std::move(first_signal_hook);  // called once: the first signal
       }
       if (hook) hook(signo);
       // Inside the signal_set's handler: the shutdown starts in this turn of
