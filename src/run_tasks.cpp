@@ -121,7 +121,6 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         work_(asio::prefer(asio::get_associated_executor(handler_, ex_),
                            asio::execution::outstanding_work.tracked)),
         task_work_(asio::prefer(ex_, asio::execution::outstanding_work.tracked)),
-        limiter_(options.limiter),
         outcomes_(n_),
         runner_count_(std::min(n_, limit)),
         runners_(runner_count_ > 0 ? runner_blocks().acquire(runner_count_) : block_span<runner>{}),
@@ -160,8 +159,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   void fill() {
     while (!stopping_ && next_ < n_ && !free_.empty()) {
       semaphore_permit permit;  // none without a limiter: the free runner is the slot
-      if (limiter_ != nullptr) {
-        auto granted = limiter_->try_acquire();
+      if (options_.limiter != nullptr) {
+        auto granted = options_.limiter->try_acquire();
         if (!granted) break;
         permit = std::move(*granted);
       }
@@ -183,7 +182,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     if (parked_) {
       queued_ = next_;
       park_signal_.emit(asio::cancellation_type::terminal);
-    } else if (limiter_ == nullptr && next_ < n_ && free_.empty()) {
+    } else if (options_.limiter == nullptr && next_ < n_ && free_.empty()) {
       queued_ = next_;  // waiting for one of the run's own slots
     }
     uncancelled_ = runner_count_;
@@ -227,12 +226,12 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
 
   // A shared limiter is waited for only while a runner is free to take a permit.
   void park_if_needed() {
-    if (limiter_ != nullptr && !stopping_ && next_ < n_ && !parked_ && !free_.empty()) park();
+    if (options_.limiter != nullptr && !stopping_ && next_ < n_ && !parked_ && !free_.empty()) park();
   }
 
   void park() {
     parked_ = true;
-    limiter_->async_acquire(asio::bind_cancellation_slot(
+    options_.limiter->async_acquire(asio::bind_cancellation_slot(
         park_signal_.slot(),
         asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec,
                                                                  semaphore_permit permit) {
@@ -286,7 +285,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
       outcomes_.set(r.index, outcome);
     }
     semaphore_permit permit = std::move(r.permit);
-    if (limiter_ != nullptr && limiter_->waiting() > 0) {
+    if (options_.limiter != nullptr && options_.limiter->waiting() > 0) {
       // A shared limiter is FIFO across its users: queue up again rather than
       // hand the permit to our own next task ahead of older waiters. Only by
       // waiting, never with try_acquire: while our wait's grant is on its
@@ -336,11 +335,10 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   asio::any_io_executor strand_;  // where the run's state lives: *task_strand_, or ex_
   std::shared_ptr<task_list_base> tasks_;
   std::size_t n_;
-  run_options options_;
+  run_options options_;  // options_.limiter null: the run's slots are its runners
   run_handler handler_;
   asio::any_completion_executor work_;
   asio::any_io_executor task_work_;  // the tasks' context stays busy while any may run
-  async_semaphore* limiter_;  // run_options::limiter; null: the slots are the runners
   outcome_table outcomes_;
   std::vector<std::pair<std::size_t, std::exception_ptr>> errors_;
   std::size_t runner_count_;
