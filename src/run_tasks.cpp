@@ -148,9 +148,12 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     asio::dispatch(engine->strand_, [engine] { engine->fill(); });
   }
 
-  // stop(), from any thread: hops onto the run's strand.
+  // stop(), from any thread: hops onto the run's strand. A serial run (the
+  // blocking run_tasks on one thread) is only ever asked from that thread,
+  // where its state lives: it stops at once, without a dispatch.
   static void request_stop(const std::shared_ptr<run_engine>& engine, stop_cause cause,
                            int signal_number) {
+    if (engine->serial_ != nullptr) return engine->stop(cause, signal_number);
     asio::dispatch(engine->strand_,
                    [engine, cause, signal_number] { engine->stop(cause, signal_number); });
   }
@@ -590,17 +593,9 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
                           }),
                           serial);
   if (engine) {
-    // On one thread the signal_set's handler runs where the run's state
-    // lives: it stops the run directly. Otherwise request_stop hops onto the
-    // run's strand.
-    signals_access::on_first_signal(signals, [weak = std::weak_ptr<run_engine>(engine), serial](int signo) {
-      if (auto e = weak.lock()) {
-        if (serial) {
-          e->stop(stop_cause::signal, signo);
-        } else {
-          run_engine::request_stop(e, stop_cause::signal, signo);
-        }
-      }
+    // request_stop hops onto the run's strand (on one thread it is there).
+    signals_access::on_first_signal(signals, [weak = std::weak_ptr<run_engine>(engine)](int signo) {
+      if (auto e = weak.lock()) run_engine::request_stop(e, stop_cause::signal, signo);
     });
   } else {
     signals.close();
