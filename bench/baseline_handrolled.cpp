@@ -10,6 +10,12 @@
 //   queued task costs nothing.
 // naive: one co_spawn per task up front, a hand-rolled semaphore of waiting
 //   timers, one cancellation_signal per task.
+// floor: not an implementation of the protocol but its floor: the same event
+//   loop (one thread, a signal_set, a timer armed for an hour) with no task at
+//   all; it prints READY at once and takes joined_ns in the signal_set's
+//   handler (DONE started=0 cleaned=0). Its join latency is what noticing the
+//   signal costs (the kernel waking an idle process, Asio's signal pipe):
+//   every program pays it before it can cancel anything.
 // Both: one thread, a signal_set that emits every signal, error codes (no
 // exceptions) on the shutdown path.
 #include "protocol_args.hpp"
@@ -168,18 +174,37 @@ void run_naive(run_state& s) {
   s.stop_on_signal_then_run(stopping, cancel);
 }
 
+// --- floor ---------------------------------------------------------------
+
+void run_floor(run_state& s) {
+  asio::steady_timer timer(s.ctx, std::chrono::hours(1));
+  timer.async_wait([](boost::system::error_code) {});
+  bench::print_ready();
+  s.signals.async_wait([&](boost::system::error_code ec, int signo) {
+    if (ec) return;
+    s.joined_ns = bench::monotonic_ns();
+    s.signal_number = signo;
+    timer.cancel();
+  });
+  s.ctx.run();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bench::protocol_args a = bench::parse_protocol_args(argc, argv);
   if (a.variant.empty()) a.variant = "workers";
-  if (a.variant != "workers" && a.variant != "naive") bench::usage(argv[0], "--variant is workers or naive");
+  if (a.variant != "workers" && a.variant != "naive" && a.variant != "floor") {
+    bench::usage(argv[0], "--variant is workers, naive or floor");
+  }
   auto s = std::make_unique<run_state>(a);
-  if (s->ready_at == 0) bench::print_ready();
+  if (s->ready_at == 0 && a.variant != "floor") bench::print_ready();
   if (a.variant == "workers") {
     run_workers(*s);
-  } else {
+  } else if (a.variant == "naive") {
     run_naive(*s);
+  } else {
+    run_floor(*s);
   }
   bench::print_done(s->started, s->cleaned, s->joined_ns);
   ::_exit(s->signal_number != 0 ? 128 + s->signal_number : 0);
