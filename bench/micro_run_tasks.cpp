@@ -1,5 +1,8 @@
 // async_run_tasks in-process: the time from the cancellation to the handler
 // (every running task cancelled and joined, every queued one accounted for).
+// Arguments: tasks / max_concurrent / the io_context's concurrency hint (-1:
+// Asio's default, tasks on a strand; 1: "run from one thread", tasks on the
+// context's executor directly).
 #include <graceful/run_tasks.hpp>
 #include <graceful/shield.hpp>
 
@@ -71,9 +74,10 @@ template <class Task>
 void cancel_and_join(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   const auto limit = static_cast<std::size_t>(state.range(1));
+  const auto hint = static_cast<int>(state.range(2));
   for (auto _ : state) {
     state.PauseTiming();
-    asio::io_context ctx;
+    asio::io_context ctx(hint);
     counters c;
     asio::cancellation_signal sig;
     bool done = false;
@@ -95,12 +99,13 @@ void cancel_and_join(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 void workloads(benchmark::internal::Benchmark* b) {
-  b->Args({1'000, 100})
-      ->Args({100'000, 1'000})
-      ->Args({1'000'000, 10'000})
-      ->Args({100'000, 100'000})
-      ->Unit(benchmark::kMillisecond)
-      ->UseRealTime();
+  for (int hint : {BOOST_ASIO_CONCURRENCY_HINT_DEFAULT, 1}) {
+    b->Args({1'000, 100, hint})
+        ->Args({100'000, 1'000, hint})
+        ->Args({1'000'000, 10'000, hint})
+        ->Args({100'000, 100'000, hint});
+  }
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 BENCHMARK(cancel_and_join<hour_task<true>>)->Name("cancel_and_join/exception")->Apply(workloads);
 BENCHMARK(cancel_and_join<hour_task<false>>)->Name("cancel_and_join/error_code")->Apply(workloads);

@@ -103,13 +103,15 @@ class runner_stack {
 class run_engine : public std::enable_shared_from_this<run_engine> {
  public:
   // `serial`: ex_ is an io_context executor whose context only one thread
-  // runs (the blocking run_tasks' own): tasks then run on it directly, with no
-  // strand, and their executor fits in any_io_executor's inline buffer; the
-  // handler is that run_tasks' own and runs inline when the run ends.
+  // runs (see one_thread_context): tasks then run on it directly, with no
+  // strand, and their executor fits in any_io_executor's inline buffer.
+  // `own_handler`: the handler is the blocking run_tasks' own, and runs
+  // inline when the run ends.
   run_engine(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks, std::size_t limit,
-             run_options options, run_handler handler, bool serial)
+             run_options options, run_handler handler, bool serial, bool own_handler)
       : ex_(std::move(ex)),
         serial_(serial ? ex_.target<asio::io_context::executor_type>() : nullptr),
+        own_handler_(serial_ != nullptr && own_handler),
         task_strand_(serial_ != nullptr
                          ? std::nullopt
                          : std::optional<asio::strand<asio::any_io_executor>>(asio::make_strand(ex_))),
@@ -148,12 +150,14 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     asio::dispatch(engine->strand_, [engine] { engine->fill(); });
   }
 
-  // stop(), from any thread: hops onto the run's strand. A serial run (the
-  // blocking run_tasks on one thread) is only ever asked from that thread,
-  // where its state lives: it stops at once, without a dispatch.
+  // stop(), from any thread: hops onto the run's strand. A serial run asked
+  // from its context's thread (the blocking run_tasks' signal handler, a
+  // cancellation emitted in a handler) stops at once, without a dispatch.
   static void request_stop(const std::shared_ptr<run_engine>& engine, stop_cause cause,
                            int signal_number) {
-    if (engine->serial_ != nullptr) return engine->stop(cause, signal_number);
+    if (engine->serial_ != nullptr && engine->serial_->running_in_this_thread()) {
+      return engine->stop(cause, signal_number);
+    }
     asio::dispatch(engine->strand_,
                    [engine, cause, signal_number] { engine->stop(cause, signal_number); });
   }
@@ -317,7 +321,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
                                        std::move(tasks_));
     asio::any_completion_executor work(std::move(work_));
     task_work_ = {};
-    if (serial_ != nullptr) {
+    if (own_handler_) {
       // The blocking run_tasks' own handler, on the only thread of its own
       // context (never inside an initiating function: start() posts): run
       // it now. A post would allocate its operation right after every task's
@@ -332,6 +336,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
 
   asio::any_io_executor ex_;
   const asio::io_context::executor_type* serial_;  // inside ex_, or null
+  const bool own_handler_;
   // The concrete strand, for the tasks' executors (no double type erasure);
   // none when serial.
   std::optional<asio::strand<asio::any_io_executor>> task_strand_;
@@ -386,18 +391,33 @@ std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurre
   return {};
 }
 
+// True when `ex` is an io_context's own executor and that io_context was
+// constructed with concurrency hint 1, which Asio documents as "the
+// io_context will be run from a single thread" and relies on itself.
+// (The hint is read from the io_context's implementation, which every
+// io_context has: asio::detail, where it is exposed.)
+bool one_thread_context(const asio::any_io_executor& ex) {
+  using impl = asio::detail::io_context_impl;
+  if constexpr (requires(const impl& i) { i.concurrency_hint(); }) {
+    const auto* io = ex.target<asio::io_context::executor_type>();
+    return io != nullptr && asio::use_service<impl>(io->context()).concurrency_hint() == 1;
+  } else {
+    return false;
+  }
+}
+
 // Starts a run whose input is valid; returns its engine, or null if the run
 // already completed (an empty list).
 std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
                                       std::size_t max_concurrent, run_options options,
-                                      run_handler handler, bool serial = false) {
+                                      run_handler handler, bool serial, bool own_handler) {
   if (tasks->size() == 0) {
     complete_now(ex, std::move(handler), {});
     return nullptr;
   }
   auto slot = handler.get_cancellation_slot();
   auto engine = std::make_shared<run_engine>(ex, std::move(tasks), max_concurrent,
-                                             std::move(options), std::move(handler), serial);
+                                             std::move(options), std::move(handler), serial, own_handler);
   // The slot belongs to the initiating side: connect it here, before any hop.
   if (slot.is_connected()) slot.template emplace<cancel_run>(cancel_run{engine});
   run_engine::start(engine);
@@ -417,7 +437,9 @@ void async_run_tasks_erased(asio::any_io_executor ex, std::shared_ptr<task_list_
   if (!find_bad_input(*tasks, max_concurrent).empty() || sets_blocking_only_options(options)) {
     return complete_now(ex, std::move(handler), make_error_code(error::invalid_argument));
   }
-  start_run(std::move(ex), std::move(tasks), max_concurrent, std::move(options), std::move(handler));
+  const bool serial = one_thread_context(ex);
+  start_run(std::move(ex), std::move(tasks), max_concurrent, std::move(options), std::move(handler),
+            serial, false);
 }
 
 namespace {
@@ -591,7 +613,7 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
                             report = std::move(r);
                             signals.close();  // nothing left to stop: let the context run out
                           }),
-                          serial);
+                          serial, true);
   if (engine) {
     // request_stop hops onto the run's strand (on one thread it is there).
     signals_access::on_first_signal(signals, [weak = std::weak_ptr<run_engine>(engine)](int signo) {

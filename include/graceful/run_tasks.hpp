@@ -95,9 +95,15 @@ struct run_initiation {
 ///
 /// Tasks start in input order; each runs as its own coroutine on a strand of
 /// `ex` (so the tasks of one run never run in parallel with each other, even on
-/// a multi-threaded executor). The operation completes when every task that
-/// started has ended and its cleanup has run, with a run_report that accounts
-/// for every task exactly once.
+/// a multi-threaded executor). On the executor of an io_context constructed
+/// with concurrency hint 1 (`asio::io_context ctx{1}`, which Asio documents as
+/// run from a single thread and optimises for itself) they run on `ex`
+/// directly, with no strand and cheaper executor copies: such a context must
+/// then be run by one thread at a time, as Asio already assumes.
+///
+/// The operation completes when every task that started has ended and its
+/// cleanup has run, with a run_report that accounts for every task exactly
+/// once.
 ///
 /// A failing task (any exception other than operation_aborted after a stop
 /// request) is recorded with its exception; options.on_failure decides whether
@@ -132,8 +138,9 @@ struct run_initiation {
 /// async_run_tasks itself. Until then the run is outstanding work there.
 ///
 /// @par Thread Safety
-/// The run's state lives on its strand; async_run_tasks may be called from any
-/// thread, several runs may share an executor.
+/// The run's state lives on its strand (on a one-thread io_context, on that
+/// thread); async_run_tasks may be called from any thread, several runs may
+/// share an executor.
 template <awaitable_task Task,
           class CompletionToken = asio::default_completion_token_t<asio::any_io_executor>>
 auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,

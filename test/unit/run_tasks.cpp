@@ -19,6 +19,8 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/test/data/monomorphic.hpp>
+#include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -41,12 +43,14 @@ using graceful::task_outcome;
 using namespace std::chrono_literals;
 using namespace graceful_test;
 
-namespace {
-
+// Outside the anonymous namespace: the data test cases are templates, whose
+// coroutine frames may not hold a type of internal linkage.
 struct cleanup_counter {
   int& n;
   ~cleanup_counter() { ++n; }
 };
+
+namespace {
 
 // Result of one async_run_tasks, filled in by its handler.
 struct result {
@@ -62,6 +66,11 @@ struct result {
   }
 };
 
+// The io_contexts the async tests run on: Asio's default, and one built with
+// concurrency hint 1 ("run from a single thread"), where a run's tasks go on
+// the context's executor directly instead of on a strand.
+const auto context_hints = boost::unit_test::data::make({BOOST_ASIO_CONCURRENCY_HINT_DEFAULT, 1});
+
 void check_accounting(const run_report& r) {
   std::size_t sum = 0;
   for (auto o : {task_outcome::completed, task_outcome::failed, task_outcome::cancelled_running,
@@ -76,8 +85,8 @@ void check_accounting(const run_report& r) {
 
 BOOST_AUTO_TEST_SUITE(run_tasks)
 
-BOOST_AUTO_TEST_CASE(runs_every_task_in_input_order_within_the_limit) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(runs_every_task_in_input_order_within_the_limit, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   result res;
   graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 20, 1ms), 3, res.handler());
@@ -96,8 +105,8 @@ BOOST_AUTO_TEST_CASE(runs_every_task_in_input_order_within_the_limit) {
   check_accounting(res.report);
 }
 
-BOOST_AUTO_TEST_CASE(never_completes_inside_the_initiating_call) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(never_completes_inside_the_initiating_call, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   result empty, bad, some;
   graceful::async_run_tasks(ctx.get_executor(), std::vector<task>{}, 2, empty.handler());
@@ -156,8 +165,8 @@ BOOST_AUTO_TEST_CASE(options_of_the_blocking_form_are_refused_by_the_async_one) 
   BOOST_TEST(accepted.report.count(task_outcome::completed) == 3u);
 }
 
-BOOST_AUTO_TEST_CASE(a_limit_above_the_task_count_runs_them_all_at_once) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(a_limit_above_the_task_count_runs_them_all_at_once, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   result res;
   graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 5, 5ms), 1000, res.handler());
@@ -167,12 +176,12 @@ BOOST_AUTO_TEST_CASE(a_limit_above_the_task_count_runs_them_all_at_once) {
   BOOST_TEST(p.peak.load() == 5);  // every task was in flight together
 }
 
-BOOST_AUTO_TEST_CASE(cancel_stops_running_queued_and_not_started_tasks) {
+BOOST_DATA_TEST_CASE(cancel_stops_running_queued_and_not_started_tasks, context_hints, hint) {
   // The scenario: 50 one-hour tasks, limit 4, cancelled once 4 run.
   for (auto type : {asio::cancellation_type::terminal, asio::cancellation_type::partial,
                     asio::cancellation_type::total}) {
     BOOST_TEST_CONTEXT("cancellation type " << static_cast<int>(type)) {
-      asio::io_context ctx;
+      asio::io_context ctx(hint);
       probe p;
       asio::cancellation_signal sig;
       p.on_start = [&] {
@@ -254,12 +263,12 @@ BOOST_AUTO_TEST_CASE(an_executor_that_outlives_its_task_leaves_the_next_run_alon
   BOOST_TEST(cleaned);  // the shielded cleanup ran to its end, the leftover stepping all along
 }
 
-BOOST_AUTO_TEST_CASE(a_mass_cancel_reaches_every_task_even_while_earlier_cleanups_wait) {
+BOOST_DATA_TEST_CASE(a_mass_cancel_reaches_every_task_even_while_earlier_cleanups_wait, context_hints, hint) {
   // More running tasks than two cancellation batches (256 each). Every
   // task's shielded cleanup waits until all of them are in their cleanup: if
   // the next batch waited for the previous one to end, this would never finish.
   constexpr std::size_t n = 2'500;
-  asio::io_context ctx;
+  asio::io_context ctx(hint);
   asio::cancellation_signal sig;
   asio::steady_timer gate(ctx, asio::steady_timer::time_point::max());
   std::size_t started = 0, in_cleanup = 0, cleaned = 0;
@@ -294,11 +303,11 @@ BOOST_AUTO_TEST_CASE(a_mass_cancel_reaches_every_task_even_while_earlier_cleanup
   BOOST_TEST(cleaned == n);
 }
 
-BOOST_AUTO_TEST_CASE(a_cancel_that_finds_no_pending_operation_reaches_the_next_one) {
+BOOST_DATA_TEST_CASE(a_cancel_that_finds_no_pending_operation_reaches_the_next_one, context_hints, hint) {
   // Task 0's resumption is already queued when the cancel arrives (nothing to
   // cancel then); task 1 is running when it cancels the run itself. Both must
   // still see their next await cancelled, not sleep for an hour.
-  asio::io_context ctx;
+  asio::io_context ctx(hint);
   asio::cancellation_signal sig;
   int cleaned = 0, finished = 0;
   std::vector<task> tasks;
@@ -328,8 +337,8 @@ BOOST_AUTO_TEST_CASE(a_cancel_that_finds_no_pending_operation_reaches_the_next_o
   BOOST_TEST(finished == 0);
 }
 
-BOOST_AUTO_TEST_CASE(shielded_cleanup_runs_to_its_end_through_a_second_cancel) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(shielded_cleanup_runs_to_its_end_through_a_second_cancel, context_hints, hint) {
+  asio::io_context ctx(hint);
   asio::cancellation_signal sig;
   int started = 0, cleanup_begun = 0, cleanup_done = 0;
   std::vector<task> tasks;
@@ -367,8 +376,8 @@ BOOST_AUTO_TEST_CASE(shielded_cleanup_runs_to_its_end_through_a_second_cancel) {
   BOOST_TEST(res.report.count(task_outcome::cancelled_queued) == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(cancel_after_completion_does_nothing) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(cancel_after_completion_does_nothing, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   asio::cancellation_signal sig;
   result res;
@@ -384,8 +393,8 @@ BOOST_AUTO_TEST_CASE(cancel_after_completion_does_nothing) {
   BOOST_TEST(res.report.cause() == stop_cause::none);
 }
 
-BOOST_AUTO_TEST_CASE(failures_are_recorded_and_the_others_go_on_by_default) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(failures_are_recorded_and_the_others_go_on_by_default, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   auto tasks = sleepers(p, 6, 1ms);
   for (std::size_t i : {1u, 4u}) {
@@ -420,8 +429,8 @@ BOOST_AUTO_TEST_CASE(failures_are_recorded_and_the_others_go_on_by_default) {
   check_accounting(r);
 }
 
-BOOST_AUTO_TEST_CASE(cancel_all_policy_stops_the_run_at_the_first_failure) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(cancel_all_policy_stops_the_run_at_the_first_failure, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   auto tasks = sleepers(p, 10, 1h);
   tasks[2] = []() -> asio::awaitable<void> {
@@ -444,8 +453,8 @@ BOOST_AUTO_TEST_CASE(cancel_all_policy_stops_the_run_at_the_first_failure) {
   check_accounting(r);
 }
 
-BOOST_AUTO_TEST_CASE(a_callable_that_throws_before_its_coroutine_starts_is_a_failure) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(a_callable_that_throws_before_its_coroutine_starts_is_a_failure, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   auto tasks = sleepers(p, 4, 0ms);
   tasks[1] = []() -> asio::awaitable<void> { throw std::runtime_error("no coroutine"); };
@@ -463,8 +472,8 @@ BOOST_AUTO_TEST_CASE(a_callable_that_throws_before_its_coroutine_starts_is_a_fai
   BOOST_TEST(res2.report.count(task_outcome::failed) == 2u);  // and the run did not stall
 }
 
-BOOST_AUTO_TEST_CASE(unstarted_tasks_can_be_taken_back_and_run_again) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(unstarted_tasks_can_be_taken_back_and_run_again, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   asio::cancellation_signal sig;
   p.on_start = [&] {
@@ -633,8 +642,8 @@ BOOST_AUTO_TEST_CASE(a_limiter_grant_that_races_free_permits_never_overfills_the
   BOOST_TEST(limiter.waiting() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(token_use_awaitable_gets_the_report_even_when_cancelled) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(token_use_awaitable_gets_the_report_even_when_cancelled, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   std::optional<run_report> got;
   asio::cancellation_signal sig;
@@ -654,8 +663,8 @@ BOOST_AUTO_TEST_CASE(token_use_awaitable_gets_the_report_even_when_cancelled) {
   BOOST_TEST(got->count(task_outcome::cancelled_running) == 2u);
 }
 
-BOOST_AUTO_TEST_CASE(token_deferred) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(token_deferred, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   auto op = graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 4, 0ms), 2, asio::deferred);
   ctx.run();
