@@ -56,6 +56,21 @@ void reserve_shutdown_headroom() {
   std::free(const_cast<unsigned char*>(p));
 }
 
+// True when `ex` is an io_context's own executor and that io_context was
+// constructed with concurrency hint 1, which Asio documents as "the
+// io_context will be run from a single thread" and relies on itself.
+// (The hint is read from the io_context's implementation, which every
+// io_context has: asio::detail, where it is exposed.)
+bool one_thread_context(const asio::any_io_executor& ex) {
+  using impl = asio::detail::io_context_impl;
+  if constexpr (requires(const impl& i) { i.concurrency_hint(); }) {
+    const auto* io = ex.target<asio::io_context::executor_type>();
+    return io != nullptr && asio::use_service<impl>(io->context()).concurrency_hint() == 1;
+  } else {
+    return false;
+  }
+}
+
 // One per concurrency slot in use. A task's relay is only used on the run's
 // strand, where the task runs, and outlives the task (Asio facts 1-2): the
 // runner keeps it for the whole run, and gives it to each task in turn.
@@ -102,15 +117,15 @@ class runner_stack {
 //   permit straight to the next one unless others wait on the limiter.
 class run_engine : public std::enable_shared_from_this<run_engine> {
  public:
-  // `serial`: ex_ is an io_context executor whose context only one thread
-  // runs (see one_thread_context): tasks then run on it directly, with no
-  // strand, and their executor fits in any_io_executor's inline buffer.
+  // A serial run is one whose ex_ is an io_context executor that only one
+  // thread runs (see one_thread_context): tasks then run on it directly, with
+  // no strand, and their executor fits in any_io_executor's inline buffer.
   // `own_handler`: the handler is the blocking run_tasks' own, and runs
-  // inline when the run ends.
+  // inline when a serial run ends.
   run_engine(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks, std::size_t limit,
-             run_options options, run_handler handler, bool serial, bool own_handler)
+             run_options options, run_handler handler, bool own_handler)
       : ex_(std::move(ex)),
-        serial_(serial ? ex_.target<asio::io_context::executor_type>() : nullptr),
+        serial_(one_thread_context(ex_) ? ex_.target<asio::io_context::executor_type>() : nullptr),
         own_handler_(serial_ != nullptr && own_handler),
         task_strand_(serial_ != nullptr
                          ? std::nullopt
@@ -391,33 +406,18 @@ std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurre
   return {};
 }
 
-// True when `ex` is an io_context's own executor and that io_context was
-// constructed with concurrency hint 1, which Asio documents as "the
-// io_context will be run from a single thread" and relies on itself.
-// (The hint is read from the io_context's implementation, which every
-// io_context has: asio::detail, where it is exposed.)
-bool one_thread_context(const asio::any_io_executor& ex) {
-  using impl = asio::detail::io_context_impl;
-  if constexpr (requires(const impl& i) { i.concurrency_hint(); }) {
-    const auto* io = ex.target<asio::io_context::executor_type>();
-    return io != nullptr && asio::use_service<impl>(io->context()).concurrency_hint() == 1;
-  } else {
-    return false;
-  }
-}
-
 // Starts a run whose input is valid; returns its engine, or null if the run
 // already completed (an empty list).
 std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
                                       std::size_t max_concurrent, run_options options,
-                                      run_handler handler, bool serial, bool own_handler) {
+                                      run_handler handler, bool own_handler) {
   if (tasks->size() == 0) {
     complete_now(ex, std::move(handler), {});
     return nullptr;
   }
   auto slot = handler.get_cancellation_slot();
   auto engine = std::make_shared<run_engine>(ex, std::move(tasks), max_concurrent,
-                                             std::move(options), std::move(handler), serial, own_handler);
+                                             std::move(options), std::move(handler), own_handler);
   // The slot belongs to the initiating side: connect it here, before any hop.
   if (slot.is_connected()) slot.template emplace<cancel_run>(cancel_run{engine});
   run_engine::start(engine);
@@ -437,9 +437,8 @@ void async_run_tasks_erased(asio::any_io_executor ex, std::shared_ptr<task_list_
   if (!find_bad_input(*tasks, max_concurrent).empty() || sets_blocking_only_options(options)) {
     return complete_now(ex, std::move(handler), make_error_code(error::invalid_argument));
   }
-  const bool serial = one_thread_context(ex);
   start_run(std::move(ex), std::move(tasks), max_concurrent, std::move(options), std::move(handler),
-            serial, false);
+            false);
 }
 
 namespace {
@@ -597,6 +596,8 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
   if (options.threads == 0) {
     throw std::invalid_argument("graceful::run_tasks: threads must be at least 1");
   }
+  // One thread: the leased context is built with concurrency hint 1, so the
+  // run is serial too (one_thread_context).
   const bool serial = options.threads == 1;
   context_lease lease(options.threads);
   asio::io_context& ctx = lease.context();
@@ -613,7 +614,7 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
                             report = std::move(r);
                             signals.close();  // nothing left to stop: let the context run out
                           }),
-                          serial, true);
+                          true);
   if (engine) {
     // request_stop hops onto the run's strand (on one thread it is there).
     signals_access::on_first_signal(signals, [weak = std::weak_ptr<run_engine>(engine)](int signo) {
