@@ -69,6 +69,12 @@ struct signal_wait_initiation {
 /// handlers; once no other asio::signal_set holds a signal, its default action
 /// (SIG_DFL) is back, so a later signal behaves normally.
 ///
+/// A signal the process started with ignored (SIG_IGN survives exec: a
+/// non-interactive shell starts `prog &` with SIGINT ignored) is listened to
+/// all the same, so that the script's `kill -INT $!` stops the run; until
+/// listening starts it stays ignored, and afterwards it has the default action,
+/// as above, not the inherited SIG_IGN.
+///
 /// @par Thread Safety
 /// Every member may be called from any thread.
 class shutdown_signals {

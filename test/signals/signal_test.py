@@ -204,13 +204,16 @@ def run_twice(exe):
 
 
 def default_action_restored(exe):
-    # exe: signal_child
-    c = Child(exe, "restored")
-    c.wait_for("returned.", 1)
-    c.signal(signal.SIGINT)
-    rc, _ = c.finish()
-    print(f"lines: {c.lines}; returncode={rc}")
-    check(rc == -signal.SIGINT, f"expected death by SIGINT (default action), got {rc}")
+    # exe: signal_child. Also when the child started with SIGINT ignored: once
+    # run_tasks returns, the action is the default one, not the inherited one
+    # (as signals.hpp says).
+    for ignored in ((), (signal.SIGINT,)):
+        c = Child(exe, "restored", ignored=ignored)
+        c.wait_for("returned.", 1)
+        c.signal(signal.SIGINT)
+        rc, _ = c.finish()
+        print(f"started with {ignored or 'nothing'} ignored: lines: {c.lines}; returncode={rc}")
+        check(rc == -signal.SIGINT, f"expected death by SIGINT (default action), got {rc}")
 
 
 def report_after_sigterm(exe):
