@@ -1,6 +1,8 @@
 // task_registry in-process: the fixed cost of one task's life.
 //   spawn_and_join_empty:   spawn a task that returns at once, join it
 //   cancel_and_join_one:    cancel one running task (waiting on a timer), join it
+// Argument: the io_context's concurrency hint (-1: Asio's default; 1: run
+// from one thread, where the registry's tasks need no strand).
 #include <graceful/task_registry.hpp>
 
 #include <benchmark/benchmark.h>
@@ -17,7 +19,7 @@ namespace asio = boost::asio;
 namespace {
 
 void spawn_and_join_empty(benchmark::State& state) {
-  asio::io_context ctx;
+  asio::io_context ctx(static_cast<int>(state.range(0)));
   graceful::task_registry reg(ctx.get_executor());
   std::size_t joined = 0;
   for (auto _ : state) {
@@ -28,10 +30,10 @@ void spawn_and_join_empty(benchmark::State& state) {
   }
   if (joined != static_cast<std::size_t>(state.iterations())) state.SkipWithError("lost a join");
 }
-BENCHMARK(spawn_and_join_empty);
+BENCHMARK(spawn_and_join_empty)->Arg(BOOST_ASIO_CONCURRENCY_HINT_DEFAULT)->Arg(1);
 
 void cancel_and_join_one(benchmark::State& state) {
-  asio::io_context ctx;
+  asio::io_context ctx(static_cast<int>(state.range(0)));
   graceful::task_registry reg(ctx.get_executor());
   std::size_t started = 0, joined = 0;
   for (auto _ : state) {
@@ -50,7 +52,7 @@ void cancel_and_join_one(benchmark::State& state) {
   }
   if (joined != started) state.SkipWithError("lost a task");
 }
-BENCHMARK(cancel_and_join_one);
+BENCHMARK(cancel_and_join_one)->Arg(BOOST_ASIO_CONCURRENCY_HINT_DEFAULT)->Arg(1);
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include "detail/cancellation.hpp"
 #include "detail/block_cache.hpp"
+#include "detail/one_thread.hpp"
 #include "detail/report_builder.hpp"
 #include "detail/signals_access.hpp"
 #include "detail/task_frame.hpp"
@@ -56,21 +57,6 @@ void reserve_shutdown_headroom() {
   std::free(const_cast<unsigned char*>(p));
 }
 
-// True when `ex` is an io_context's own executor and that io_context was
-// constructed with concurrency hint 1, which Asio documents as "the
-// io_context will be run from a single thread" and relies on itself.
-// (The hint is read from the io_context's implementation, which every
-// io_context has: asio::detail, where it is exposed.)
-bool one_thread_context(const asio::any_io_executor& ex) {
-  using impl = asio::detail::io_context_impl;
-  if constexpr (requires(const impl& i) { i.concurrency_hint(); }) {
-    const auto* io = ex.target<asio::io_context::executor_type>();
-    return io != nullptr && asio::use_service<impl>(io->context()).concurrency_hint() == 1;
-  } else {
-    return false;
-  }
-}
-
 // One per concurrency slot in use. A task's relay is only used on the run's
 // strand, where the task runs, and outlives the task (Asio facts 1-2): the
 // runner keeps it for the whole run, and gives it to each task in turn.
@@ -118,14 +104,14 @@ class runner_stack {
 class run_engine : public std::enable_shared_from_this<run_engine> {
  public:
   // A serial run is one whose ex_ is an io_context executor that only one
-  // thread runs (see one_thread_context): tasks then run on it directly, with
+  // thread runs (see one_thread_executor): tasks then run on it directly, with
   // no strand, and their executor fits in any_io_executor's inline buffer.
   // `own_handler`: the handler is the blocking run_tasks' own, and runs
   // inline when a serial run ends.
   run_engine(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks, std::size_t limit,
              run_options options, run_handler handler, bool own_handler)
       : ex_(std::move(ex)),
-        serial_(one_thread_context(ex_) ? ex_.target<asio::io_context::executor_type>() : nullptr),
+        serial_(one_thread_executor(ex_)),
         own_handler_(serial_ != nullptr && own_handler),
         task_strand_(serial_ != nullptr
                          ? std::nullopt
@@ -597,7 +583,7 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
     throw std::invalid_argument("graceful::run_tasks: threads must be at least 1");
   }
   // One thread: the leased context is built with concurrency hint 1, so the
-  // run is serial too (one_thread_context).
+  // run is serial too (one_thread_executor).
   const bool serial = options.threads == 1;
   context_lease lease(options.threads);
   asio::io_context& ctx = lease.context();

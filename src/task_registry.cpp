@@ -1,5 +1,6 @@
 #include <graceful/task_registry.hpp>
 
+#include "detail/one_thread.hpp"
 #include "detail/task_frame.hpp"
 #include "detail/waiter_list.hpp"
 
@@ -14,6 +15,7 @@
 #include <deque>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <unordered_map>
@@ -26,7 +28,9 @@
 //   to do (`actions`) and does it after unlocking.
 // - Each task runs on its own strand. Its cancellation (a cancel_relay, see
 //   relay_executor.hpp) is requested only there (Asio facts 1-2), by a
-//   function dispatched to that strand, and outlives the task.
+//   function dispatched to that strand, and outlives the task. On an
+//   io_context run from one thread (one_thread_executor) the context's
+//   executor is every task's strand: no strand is made.
 // - A task given a slot is `not_started` until its strand runs start(); the
 //   co_spawn happens there, so the coroutine has run to its first suspension
 //   before any emit can reach it (Asio fact 3: emits are queued behind start()).
@@ -84,12 +88,16 @@ std::size_t registry_snapshot::count(task_outcome o) const noexcept {
 namespace detail {
 
 struct registry_node {
-  registry_node(task_id i, std::unique_ptr<registry_task> t, asio::any_io_executor ex)
-      : id(i), task(std::move(t)), strand(asio::make_strand(std::move(ex))) {}
+  // `serial`: the registry's one-thread executor, or nullptr (a strand each).
+  registry_node(task_id i, std::unique_ptr<registry_task> t, const asio::any_io_executor& ex,
+                const asio::io_context::executor_type* serial)
+      : id(i), task(std::move(t)) {
+    if (serial == nullptr) strand.emplace(asio::make_strand(ex));
+  }
 
   const task_id id;
   std::unique_ptr<registry_task> task;  // freed with the node, after the coroutine
-  asio::strand<asio::any_io_executor> strand;
+  std::optional<asio::strand<asio::any_io_executor>> strand;  // none on a one-thread context
   pooled_relay relay;  // on the strand only
   relay_ref relay_of_task = relay->begin();
   // Under the registry's mutex.
@@ -110,9 +118,13 @@ struct actions {
 
 struct registry_state : std::enable_shared_from_this<registry_state> {
   registry_state(asio::any_io_executor executor, std::size_t max_concurrent, failure_policy policy)
-      : ex(std::move(executor)), limit(max_concurrent), on_failure(policy) {}
+      : ex(std::move(executor)),
+        serial(one_thread_executor(ex)),
+        limit(max_concurrent),
+        on_failure(policy) {}
 
   const asio::any_io_executor ex;
+  const asio::io_context::executor_type* const serial;  // ex's, on a one-thread context
   const std::size_t limit;
   const failure_policy on_failure;
 
@@ -187,12 +199,23 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
 
   // --- without the mutex -------------------------------------------------
 
+  // Calls f(the strand `node` runs on): its own, or the one-thread executor.
+  template <class F>
+  void on_strand_of(registry_node& node, F&& f) {
+    if (node.strand) return f(*node.strand);
+    f(*serial);
+  }
+
   void perform(actions& act) {
     for (auto& node : act.start) {
-      asio::post(node->strand, [self = shared_from_this(), node] { self->start(node); });
+      on_strand_of(*node, [&](const auto& strand) {
+        asio::post(strand, [self = shared_from_this(), node] { self->start(node); });
+      });
     }
     for (auto& node : act.emit) {
-      asio::dispatch(node->strand, [node] { node->relay->request(); });
+      on_strand_of(*node, [&](const auto& strand) {
+        asio::dispatch(strand, [node] { node->relay->request(); });
+      });
     }
     join_waiters::complete(act.joined, ex, {});
   }
@@ -226,11 +249,13 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
       return on_end(node, task_end{end_kind::threw, std::current_exception()});
     }
     // The running task is outstanding work on the registry's context.
-    spawn_task(node->strand, node->relay_of_task, std::move(coroutine),
-               [self = shared_from_this(), node,
-                work = asio::prefer(ex, asio::execution::outstanding_work.tracked)](task_end end) {
-                 self->on_end(node, std::move(end));
-               });
+    auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+    auto on_end_of_task = [self = shared_from_this(), node, work = std::move(work)](task_end end) {
+      self->on_end(node, std::move(end));
+    };
+    on_strand_of(*node, [&](const auto& strand) {
+      spawn_task(strand, node->relay_of_task, std::move(coroutine), std::move(on_end_of_task));
+    });
   }
 
   // On the node's strand.
@@ -274,7 +299,7 @@ void registry_retract(const std::shared_ptr<registry_state>& state) {
 
 void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
                      std::unique_ptr<registry_task> task) {
-  auto node = std::make_shared<registry_node>(a.id, std::move(task), state->ex);
+  auto node = std::make_shared<registry_node>(a.id, std::move(task), state->ex, state->serial);
   actions act;
   {
     std::lock_guard lock(state->mutex);

@@ -116,7 +116,9 @@ struct join_initiation {
 ///
 /// Every task has an id, a state, its own cancellation signal and its own
 /// strand of the registry's executor: tasks of one registry run in parallel on
-/// a multi-threaded executor, each one's code serialized on its strand. A
+/// a multi-threaded executor, each one's code serialized on its strand. (On an
+/// io_context constructed with concurrency hint 1, "run from a single thread",
+/// the context's executor is every task's strand, and none is made.) A
 /// task's coroutine runs with `throw_if_cancelled(false)`, so that after a
 /// cancellation it can still `co_await graceful::shield(cleanup())`.
 ///

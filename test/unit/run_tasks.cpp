@@ -2,6 +2,7 @@
 #include <graceful/run_tasks.hpp>
 #include <graceful/shield.hpp>
 
+#include "context_hints.hpp"
 #include "task_probe.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -19,8 +20,6 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
-#include <boost/test/data/monomorphic.hpp>
-#include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -65,11 +64,6 @@ struct result {
     };
   }
 };
-
-// The io_contexts the async tests run on: Asio's default, and one built with
-// concurrency hint 1 ("run from a single thread"), where a run's tasks go on
-// the context's executor directly instead of on a strand.
-const auto context_hints = boost::unit_test::data::make({BOOST_ASIO_CONCURRENCY_HINT_DEFAULT, 1});
 
 void check_accounting(const run_report& r) {
   std::size_t sum = 0;

@@ -1,6 +1,7 @@
 #include <graceful/shield.hpp>
 #include <graceful/task_registry.hpp>
 
+#include "context_hints.hpp"
 #include "task_probe.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -36,7 +37,9 @@ using graceful::task_outcome;
 using namespace std::chrono_literals;
 using namespace graceful_test;
 
-namespace {
+// Named, not anonymous: the data test cases below are templates, and their
+// lambdas capture these types (-Wsubobject-linkage).
+namespace registry_test {
 
 // Counts the completions of one async_join.
 struct join_result {
@@ -78,12 +81,13 @@ struct owning_task {
   asio::awaitable<void> operator()() { co_return; }
 };
 
-}  // namespace
+}  // namespace registry_test
+using namespace registry_test;
 
 BOOST_AUTO_TEST_SUITE(task_registry_suite)
 
-BOOST_AUTO_TEST_CASE(runs_every_spawned_task_and_join_waits_for_all) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(runs_every_spawned_task_and_join_waits_for_all, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   task_registry reg(ctx.get_executor());
   std::vector<graceful::task_id> ids;
@@ -99,8 +103,8 @@ BOOST_AUTO_TEST_CASE(runs_every_spawned_task_and_join_waits_for_all) {
   check_accounting(s, 5);
 }
 
-BOOST_AUTO_TEST_CASE(a_limit_queues_tasks_in_spawn_order) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(a_limit_queues_tasks_in_spawn_order, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   task_registry reg(ctx.get_executor(), 3);
   std::optional<registry_snapshot> seen;
@@ -124,8 +128,8 @@ BOOST_AUTO_TEST_CASE(a_limit_queues_tasks_in_spawn_order) {
   check_accounting(reg.snapshot(), 10);
 }
 
-BOOST_AUTO_TEST_CASE(cancel_all_reaches_every_state) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(cancel_all_reaches_every_state, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   task_registry reg(ctx.get_executor(), 2);
   join_result j;
@@ -151,8 +155,8 @@ BOOST_AUTO_TEST_CASE(cancel_all_reaches_every_state) {
   check_accounting(s, 5);
 }
 
-BOOST_AUTO_TEST_CASE(a_task_cancelled_before_its_coroutine_begins_never_runs) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(a_task_cancelled_before_its_coroutine_begins_never_runs, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   task_registry reg(ctx.get_executor(), 2);
   reg.spawn(sleeper(p, 0, 1h));
@@ -172,8 +176,8 @@ BOOST_AUTO_TEST_CASE(a_task_cancelled_before_its_coroutine_begins_never_runs) {
   BOOST_TEST(reg.snapshot().completed == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(cancel_one_task_by_id) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(cancel_one_task_by_id, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   task_registry reg(ctx.get_executor(), 1);
   graceful::task_id running = 0, waiting = 0;
@@ -200,8 +204,8 @@ BOOST_AUTO_TEST_CASE(cancel_one_task_by_id) {
   BOOST_TEST(!reg.cancel(12345));    // unknown
 }
 
-BOOST_AUTO_TEST_CASE(close_refuses_later_spawns_and_hands_the_task_back) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(close_refuses_later_spawns_and_hands_the_task_back, context_hints, hint) {
+  asio::io_context ctx(hint);
   task_registry reg(ctx.get_executor());
   reg.close();
   BOOST_TEST(reg.is_closed());
@@ -232,17 +236,19 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused) {
   check_accounting(reg.snapshot(), 0);
 }
 
-BOOST_AUTO_TEST_CASE(join_on_an_idle_registry_completes_at_once_but_never_inline) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(join_on_an_idle_registry_completes_at_once_but_never_inline, context_hints,
+                     hint) {
+  asio::io_context ctx(hint);
   task_registry reg(ctx.get_executor());
   join_and_run(ctx, reg);
 }
 
-BOOST_AUTO_TEST_CASE(join_is_cancellable_with_every_type_and_leaves_the_tasks_alone) {
+BOOST_DATA_TEST_CASE(join_is_cancellable_with_every_type_and_leaves_the_tasks_alone, context_hints,
+                     hint) {
   for (auto type : {asio::cancellation_type::terminal, asio::cancellation_type::partial,
                     asio::cancellation_type::total}) {
     BOOST_TEST_CONTEXT("cancellation type " << static_cast<int>(type)) {
-      asio::io_context ctx;
+      asio::io_context ctx(hint);
       probe p;
       task_registry reg(ctx.get_executor());
       reg.spawn(sleeper(p, 0, 20ms));
@@ -265,8 +271,8 @@ BOOST_AUTO_TEST_CASE(join_is_cancellable_with_every_type_and_leaves_the_tasks_al
   }
 }
 
-BOOST_AUTO_TEST_CASE(join_token_matrix) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(join_token_matrix, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   task_registry reg(ctx.get_executor());
   reg.spawn(sleeper(p, 0, 1ms));
@@ -296,8 +302,8 @@ BOOST_AUTO_TEST_CASE(join_token_matrix) {
   BOOST_TEST(p.finished.load() == 2);
 }
 
-BOOST_AUTO_TEST_CASE(shielded_cleanup_survives_repeated_cancel_all) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(shielded_cleanup_survives_repeated_cancel_all, context_hints, hint) {
+  asio::io_context ctx(hint);
   task_registry reg(ctx.get_executor());
   int begun = 0, done = 0, running = 0;
   auto t = [&]() -> asio::awaitable<void> {
@@ -330,13 +336,13 @@ BOOST_AUTO_TEST_CASE(shielded_cleanup_survives_repeated_cancel_all) {
   BOOST_TEST(reg.snapshot().cancelled_running == 2u);
 }
 
-BOOST_AUTO_TEST_CASE(failure_policies) {
+BOOST_DATA_TEST_CASE(failure_policies, context_hints, hint) {
   auto failing = []() -> asio::awaitable<void> {
     co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     throw std::runtime_error("boom");
   };
   {
-    asio::io_context ctx;
+    asio::io_context ctx(hint);
     probe p;
     task_registry reg(ctx.get_executor(), 4);
     reg.spawn(sleeper(p, 0, 1ms));
@@ -350,7 +356,7 @@ BOOST_AUTO_TEST_CASE(failure_policies) {
     BOOST_TEST(s.cause == stop_cause::none);
   }
   {
-    asio::io_context ctx;
+    asio::io_context ctx(hint);
     probe p;
     task_registry reg(ctx.get_executor(), 2, graceful::failure_policy::cancel_all);
     reg.spawn(sleeper(p, 0, 1h));
@@ -368,8 +374,9 @@ BOOST_AUTO_TEST_CASE(failure_policies) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(destroying_the_registry_cancels_and_still_runs_every_cleanup) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(destroying_the_registry_cancels_and_still_runs_every_cleanup, context_hints,
+                     hint) {
+  asio::io_context ctx(hint);
   probe p;
   join_result j;
   {
@@ -387,8 +394,8 @@ BOOST_AUTO_TEST_CASE(destroying_the_registry_cancels_and_still_runs_every_cleanu
   BOOST_TEST(!j.ec);
 }
 
-BOOST_AUTO_TEST_CASE(tasks_can_spawn_tasks) {
-  asio::io_context ctx;
+BOOST_DATA_TEST_CASE(tasks_can_spawn_tasks, context_hints, hint) {
+  asio::io_context ctx(hint);
   probe p;
   task_registry reg(ctx.get_executor(), 2);
   // An accept loop: each "connection" is a task spawned from inside a task.
@@ -407,14 +414,16 @@ BOOST_AUTO_TEST_CASE(tasks_can_spawn_tasks) {
   BOOST_TEST(reg.snapshot().completed == 11u);
 }
 
-BOOST_AUTO_TEST_CASE(many_threads_spawn_while_a_shutdown_runs) {
-  asio::io_context ctx;
+// Spawns, the shutdown and the join come from threads that do not run the
+// context: four run it, or (concurrency hint 1) one does.
+BOOST_DATA_TEST_CASE(many_threads_spawn_while_a_shutdown_runs, context_hints, hint) {
+  asio::io_context ctx(hint);
   auto guard = asio::make_work_guard(ctx);
   probe p;
   constexpr int limit = 16;
   task_registry reg(ctx.get_executor(), limit);
   std::vector<std::thread> runners;
-  for (int i = 0; i < 4; ++i) runners.emplace_back([&] { ctx.run(); });
+  for (int i = 0; i < (hint == 1 ? 1 : 4); ++i) runners.emplace_back([&] { ctx.run(); });
 
   std::atomic<int> accepted{0}, refused{0}, handed_back{0};
   std::atomic<bool> stop_spawning{false};
