@@ -21,13 +21,16 @@ STARTED, FINISHED, CLEANED, CLEANUP_BEGUN = (
     "Task started.", "Task finished.", "Cleaned up.", "Cleanup started.")
 DEADLINE = 30.0  # seconds per scenario: only so that a hang fails instead of blocking ctest
 
-# The children start with the default actions, whatever this script inherited.
-# A non-interactive shell starts its background jobs with SIGINT and SIGQUIT
-# ignored and exec keeps SIG_IGN: a SIGINT sent before the child listens was
-# then dropped instead of killing it, and its tasks ran to the end (CI ran the
-# suite that way once). ignored_at_start asks for SIG_IGN on purpose.
-for _s in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD):
+# The children start with the default actions and nothing blocked, whatever
+# this script inherited (exec keeps both). A non-interactive shell starts its
+# background jobs with SIGINT and SIGQUIT ignored: a SIGINT sent before the
+# child listened was then dropped instead of killing it, and its tasks ran to
+# the end (CI ran the suite that way once). ignored_at_start asks for SIG_IGN
+# on purpose.
+_USED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD)
+for _s in _USED:
     signal.signal(_s, signal.SIG_DFL)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, _USED)
 
 
 class Child:
