@@ -189,10 +189,14 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   void cancel_everything(stop_cause c, actions& act) {
     if (cause == stop_cause::none) cause = c;
     ++epoch;
-    // Copy: cancel_node erases queued nodes from `live`.
+    // Copy: cancel_node erases queued nodes from `live`. In spawn order, so
+    // that running tasks are cancelled (and on one thread clean up) oldest
+    // first, whatever order the map keeps them in.
     std::vector<node_ptr> nodes;
     nodes.reserve(live.size());
     for (auto& entry : live) nodes.push_back(entry.second);
+    std::sort(nodes.begin(), nodes.end(),
+              [](const node_ptr& a, const node_ptr& b) { return a->id < b->id; });
     for (auto& node : nodes) cancel_node(node, act);
     waiting.clear();
   }

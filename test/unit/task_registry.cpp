@@ -4,6 +4,7 @@
 #include "context_hints.hpp"
 #include "task_probe.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -174,6 +175,31 @@ BOOST_DATA_TEST_CASE(a_task_cancelled_before_its_coroutine_begins_never_runs, co
   ctx.restart();
   ctx.run();
   BOOST_TEST(reg.snapshot().completed == 1u);
+}
+
+// On one thread the running tasks see cancel_all in spawn order: their
+// cleanups start oldest first.
+BOOST_DATA_TEST_CASE(cancel_all_goes_in_spawn_order, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  task_registry reg(ctx.get_executor());
+  std::vector<std::size_t> cancelled;
+  constexpr std::size_t n = 40;
+  for (std::size_t i = 0; i < n; ++i) {
+    reg.spawn([&p, &cancelled, i]() -> asio::awaitable<void> {
+      p.start(i, true);
+      asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+      auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec == asio::error::operation_aborted) cancelled.push_back(i);
+    });
+  }
+  while (p.started.load() < static_cast<int>(n)) ctx.run_one();
+  reg.cancel_all();
+  join_and_run(ctx, reg);
+  std::vector<std::size_t> expected(n);
+  for (std::size_t i = 0; i < n; ++i) expected[i] = i;
+  BOOST_TEST(p.start_order == expected, boost::test_tools::per_element());
+  BOOST_TEST(cancelled == expected, boost::test_tools::per_element());
 }
 
 BOOST_DATA_TEST_CASE(cancel_one_task_by_id, context_hints, hint) {
