@@ -87,7 +87,7 @@ std::size_t registry_snapshot::count(task_outcome o) const noexcept {
 
 namespace detail {
 
-struct registry_node {
+struct registry_node : std::enable_shared_from_this<registry_node> {
   // `serial`: the registry's one-thread executor, or nullptr (a strand each).
   registry_node(task_id i, std::unique_ptr<registry_task> t, const asio::any_io_executor& ex,
                 const asio::io_context::executor_type* serial)
@@ -103,6 +103,8 @@ struct registry_node {
   // Under the registry's mutex.
   task_state state = task_state::not_started;
   bool cancel_requested = false;
+  registry_node* older = nullptr;  // the live tasks in the order they came in
+  registry_node* newer = nullptr;
 };
 
 using node_ptr = std::shared_ptr<registry_node>;
@@ -139,6 +141,8 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   std::size_t running = 0;
   std::array<std::size_t, 5> outcomes{};
   std::unordered_map<task_id, node_ptr> live;  // launched, not done
+  registry_node* oldest = nullptr;              // `live` in the order it came in
+  registry_node* newest = nullptr;
   std::deque<node_ptr> waiting;                // FIFO; skips nodes already done
   join_waiters waiters;  // async_join
 
@@ -146,9 +150,19 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
 
   bool idle() const noexcept { return admitted == 0 && live.empty(); }
 
+  void take_in(const node_ptr& node) {
+    live.emplace(node->id, node);
+    node->older = newest;
+    (newest != nullptr ? newest->newer : oldest) = node.get();
+    newest = node.get();
+  }
+
   void finish(registry_node& node, task_outcome outcome, actions& act) {
     node.state = task_state::done;
     ++outcomes[static_cast<std::size_t>(outcome)];
+    (node.older != nullptr ? node.older->newer : oldest) = node.newer;
+    (node.newer != nullptr ? node.newer->older : newest) = node.older;
+    node.older = node.newer = nullptr;
     live.erase(node.id);
     if (idle()) act.joined = waiters.take_all();
   }
@@ -189,14 +203,13 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   void cancel_everything(stop_cause c, actions& act) {
     if (cause == stop_cause::none) cause = c;
     ++epoch;
-    // Copy: cancel_node erases queued nodes from `live`. In spawn order, so
-    // that running tasks are cancelled (and on one thread clean up) oldest
-    // first, whatever order the map keeps them in.
+    // Copy: cancel_node erases queued nodes from `live`. Oldest first, so
+    // that on one thread the running tasks clean up in the order they came in.
     std::vector<node_ptr> nodes;
     nodes.reserve(live.size());
-    for (auto& entry : live) nodes.push_back(entry.second);
-    std::sort(nodes.begin(), nodes.end(),
-              [](const node_ptr& a, const node_ptr& b) { return a->id < b->id; });
+    for (registry_node* n = oldest; n != nullptr; n = n->newer) {
+      nodes.push_back(n->shared_from_this());
+    }
     for (auto& node : nodes) cancel_node(node, act);
     waiting.clear();
   }
@@ -308,7 +321,7 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
   {
     std::lock_guard lock(state->mutex);
     --state->admitted;
-    state->live.emplace(a.id, node);
+    state->take_in(node);
     if (a.epoch != state->epoch) {
       // A cancel_all ran between admission and now: it covers this task too.
       state->finish(*node, task_outcome::not_started, act);

@@ -197,10 +197,10 @@ class task_registry {
   /// starting. Returns false if no such task is live (unknown or already done).
   bool cancel(task_id id);
 
-  /// Cancels every live task as cancel(id) does, in spawn order (oldest
-  /// first), and records `cause` (the first one given is kept). Does not close
-  /// the registry: call close() first so that nothing spawned meanwhile
-  /// escapes the shutdown.
+  /// Cancels every live task as cancel(id) does, oldest first (in the order
+  /// spawn took them in), and records `cause` (the first one given is kept).
+  /// Does not close the registry: call close() first so that nothing spawned
+  /// meanwhile escapes the shutdown.
   void cancel_all(stop_cause cause = stop_cause::cancelled);
 
   /// Seals the registry: every later spawn is refused with
