@@ -19,8 +19,9 @@ namespace asio = boost::asio;
 /// the C++ form of Python's `asyncio.shield`.
 ///
 /// `op` runs inline, in the awaiting coroutine's own thread of execution (no
-/// new coroutine, no allocation beyond `op`'s frame), behind a cancellation
-/// state that lets nothing through: a cancellation that reached the awaiting
+/// co_spawn, no strand, no timer: the only allocations are `op`'s coroutine
+/// frame and shield's own), behind a cancellation state that lets nothing
+/// through: a cancellation that reached the awaiting
 /// coroutine before, or reaches it while `op` runs (a second Ctrl+C), never
 /// touches `op`. Afterwards the coroutine gets a fresh cancellation state with
 /// Asio's default filter (terminal only): cancellations that arrived during
