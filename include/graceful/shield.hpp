@@ -21,13 +21,13 @@ namespace asio = boost::asio;
 /// `op` runs inline, in the awaiting coroutine's own thread of execution (no
 /// co_spawn, no strand, no timer: the only allocations are `op`'s coroutine
 /// frame and shield's own), behind a cancellation state that lets nothing
-/// through: a cancellation that reached the awaiting
-/// coroutine before, or reaches it while `op` runs (a second Ctrl+C), never
-/// touches `op`. Afterwards the coroutine gets a fresh cancellation state with
-/// Asio's default filter (terminal only): cancellations that arrived during
-/// `op` are not replayed by Asio (tasks run by graceful get them re-delivered
-/// at their next await). `shield` returns what `op` returns and rethrows what
-/// `op` throws; it never throws because the awaiting coroutine was cancelled.
+/// through: a cancellation that reached the awaiting coroutine before, or
+/// reaches it while `op` runs (a second Ctrl+C), never touches `op`. Afterwards
+/// the coroutine gets a fresh cancellation state with Asio's default filter
+/// (terminal only): cancellations that arrived during `op` are not replayed by
+/// Asio (tasks run by graceful get them re-delivered at their next await).
+/// `shield` returns what `op` returns and rethrows what `op` throws; it never
+/// throws because the awaiting coroutine was cancelled.
 ///
 /// The pattern for an awaited cleanup (`co_await` is not allowed inside a
 /// `catch` block, so capture the exception, await the cleanup, rethrow):
