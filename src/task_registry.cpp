@@ -157,13 +157,17 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     newest = node.get();
   }
 
-  void finish(registry_node& node, task_outcome outcome, actions& act) {
-    node.state = task_state::done;
-    ++outcomes[static_cast<std::size_t>(outcome)];
+  void let_go(registry_node& node) {
     (node.older != nullptr ? node.older->newer : oldest) = node.newer;
     (node.newer != nullptr ? node.newer->older : newest) = node.older;
     node.older = node.newer = nullptr;
     live.erase(node.id);
+  }
+
+  void finish(registry_node& node, task_outcome outcome, actions& act) {
+    node.state = task_state::done;
+    ++outcomes[static_cast<std::size_t>(outcome)];
+    let_go(node);
     if (idle()) act.joined = waiters.take_all();
   }
 
@@ -229,19 +233,17 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
         asio::post(strand, [self = shared_from_this(), node] { self->start(node); });
       });
     }
-    if (serial != nullptr && act.emit.size() > 1) {
+    if (serial == nullptr) {
+      for (auto& node : act.emit) {
+        asio::dispatch(*node->strand, [node] { node->relay->request(); });
+      }
+    } else if (!act.emit.empty()) {
       // One thread runs every task: one function emits them all, in order
       // (a cancel_all of 100,000 tasks then dispatches one function, not
       // 100,000).
       asio::dispatch(*serial, [nodes = std::move(act.emit)] {
         for (const auto& node : nodes) node->relay->request();
       });
-    } else {
-      for (auto& node : act.emit) {
-        on_strand_of(*node, [&](const auto& strand) {
-          asio::dispatch(strand, [node] { node->relay->request(); });
-        });
-      }
     }
     join_waiters::complete(act.joined, ex, {});
   }
