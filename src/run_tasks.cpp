@@ -264,6 +264,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     try {
       task = tasks_->make(i);
     } catch (...) {  // the callable threw before returning its coroutine
+      tasks_->release(i);
       record_failure(i, std::current_exception());
       return false;
     }
@@ -283,6 +284,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   }
 
   void on_task_end(runner& r, task_end end) {
+    tasks_->release(r.index);  // before anything can complete the run
     --running_;
     r.busy = false;
     free_.push(r);

@@ -96,7 +96,9 @@ struct registry_node : std::enable_shared_from_this<registry_node> {
   }
 
   const task_id id;
-  std::unique_ptr<registry_task> task;  // freed with the node, after the coroutine
+  // Freed as soon as the task is done (its coroutine frame first), never
+  // under the registry's mutex: a capture's destructor may call back in.
+  std::unique_ptr<registry_task> task;
   std::optional<asio::strand<asio::any_io_executor>> strand;  // none on a one-thread context
   pooled_relay relay;  // on the strand only
   relay_ref relay_of_task = relay->begin();
@@ -113,6 +115,7 @@ using join_waiters = waiter_list<>;
 
 // What a locked section decided, done once the mutex is released.
 struct actions {
+  std::vector<std::unique_ptr<registry_task>> released;  // done tasks' callables
   std::vector<node_ptr> start;
   std::vector<node_ptr> emit;
   join_waiters::batch joined;
@@ -165,6 +168,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   }
 
   void finish(registry_node& node, task_outcome outcome, actions& act) {
+    if (node.task) act.released.push_back(std::move(node.task));
     node.state = task_state::done;
     ++outcomes[static_cast<std::size_t>(outcome)];
     let_go(node);
@@ -228,6 +232,8 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   }
 
   void perform(actions& act) {
+    // Before a join can complete: once it has, nothing of a done task is held.
+    act.released.clear();
     for (auto& node : act.start) {
       on_strand_of(*node, [&](const auto& strand) {
         asio::post(strand, [self = shared_from_this(), node] { self->start(node); });
@@ -289,6 +295,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   // On the node's strand.
   void on_end(const node_ptr& node, task_end end) {
     task_outcome outcome = outcome_of(end, node->relay->requested);
+    node->task.reset();  // its coroutine frame is gone; outside the mutex
     actions act;
     {
       std::lock_guard lock(mutex);

@@ -44,9 +44,19 @@ struct report_builder;
 ///
 /// Every task appears exactly once. The tasks that never started can be taken
 /// back (take_unstarted) to run them later: nothing is silently dropped.
+///
+/// The report owns those never-started tasks and nothing else of the run: a
+/// task's callable, and what it captured, was destroyed as soon as that task
+/// ended. Since it owns them (and they may be move-only), a report is
+/// move-only too: no two reports ever share the tasks that take_unstarted
+/// moves out.
 class run_report {
  public:
   run_report() = default;
+  run_report(run_report&&) noexcept = default;
+  run_report& operator=(run_report&&) noexcept = default;
+  run_report(const run_report&) = delete;
+  run_report& operator=(const run_report&) = delete;
 
   /// Number of tasks the run was given.
   std::size_t size() const noexcept { return outcomes_.size(); }
@@ -80,9 +90,10 @@ class run_report {
   int exit_code() const noexcept;
 
   /// Moves out the tasks that never started (cancelled_queued and
-  /// not_started), in input order; afterwards the report holds none of them.
-  /// `Task` must be the element type of the vector the run was given
-  /// (std::invalid_argument otherwise).
+  /// not_started), in input order; afterwards the report holds nothing of
+  /// the run's tasks (a second call returns an empty vector). `Task` must be
+  /// the element type of the vector the run was given (std::invalid_argument
+  /// otherwise).
   template <class Task>
   std::vector<Task> take_unstarted();
 

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <type_traits>
 #include <typeinfo>
 #include <utility>
 #include <vector>
@@ -54,6 +55,9 @@ struct task_list_base : task_source {
   // whole list (free for callables that cannot be empty).
   virtual std::size_t first_null() const noexcept = 0;
   virtual asio::awaitable<void> make(std::size_t i) = 0;
+  // Task i has ended (its coroutine frame is gone, or it never got one):
+  // its callable, and so what it captured, goes now.
+  virtual void release(std::size_t i) noexcept = 0;
 };
 
 template <class Task>
@@ -67,6 +71,19 @@ struct task_list final : task_list_base {
     return i;
   }
   asio::awaitable<void> make(std::size_t i) override { return std::invoke(list[i]); }
+  // Moved out and destroyed: the list keeps the moved-from callable (its
+  // slot cannot be destroyed alone), which owns nothing for the callables
+  // whose captures do move (shared_ptr, sockets, containers, std::function).
+  void release(std::size_t i) noexcept override {
+    if constexpr (std::is_nothrow_move_constructible_v<Task>) {
+      Task gone(std::move(list[i]));
+    } else {
+      try {
+        Task gone(std::move(list[i]));
+      } catch (...) {  // kept until the report goes
+      }
+    }
+  }
 
   std::vector<Task> list;
 };

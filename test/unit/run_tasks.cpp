@@ -28,10 +28,12 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -493,6 +495,69 @@ BOOST_DATA_TEST_CASE(unstarted_tasks_can_be_taken_back_and_run_again, context_hi
   BOOST_TEST(second.report.count(task_outcome::completed) == 8u);
   BOOST_TEST(p.start_order == (std::vector<std::size_t>{2, 3, 4, 5, 6, 7, 8, 9}),
              boost::test_tools::per_element());
+}
+
+static_assert(!std::is_copy_constructible_v<run_report> && std::is_move_constructible_v<run_report>,
+              "a report owns the never-started tasks: move-only");
+
+BOOST_DATA_TEST_CASE(a_task_s_captures_go_when_it_ends_and_the_report_keeps_only_unstarted_ones,
+                     context_hints, hint) {
+  asio::io_context ctx(hint);
+  auto first = std::make_shared<int>(0), second = std::make_shared<int>(1),
+       never = std::make_shared<int>(2);
+  long first_refs_seen_by_second = -1, second_refs_at_completion = -1, never_refs_at_completion = -1;
+  asio::cancellation_signal sig;
+  std::vector<task> tasks;
+  tasks.push_back([first]() -> asio::awaitable<void> { co_return; });
+  // Limit 1: task 0 has ended when task 1 starts; task 1 stops the run.
+  tasks.push_back([second, &first, &first_refs_seen_by_second, &sig, &ctx]() -> asio::awaitable<void> {
+    first_refs_seen_by_second = first.use_count();
+    asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+    co_await t.async_wait(asio::use_awaitable);
+  });
+  tasks.push_back([never]() -> asio::awaitable<void> { co_return; });
+  run_report report;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1,
+                            asio::bind_cancellation_slot(sig.slot(), [&](error_code, run_report r) {
+                              second_refs_at_completion = second.use_count();
+                              never_refs_at_completion = never.use_count();
+                              report = std::move(r);
+                            }));
+  ctx.run();
+  BOOST_TEST(first_refs_seen_by_second == 1);
+  BOOST_TEST(second_refs_at_completion == 1);  // cancelled, ended: gone before the handler
+  BOOST_TEST(never_refs_at_completion == 2);   // never started: the report keeps it
+  BOOST_TEST(report.outcome(2) == task_outcome::cancelled_queued);
+  std::vector<task> rest = report.take_unstarted<task>();
+  BOOST_TEST(rest.size() == 1u);
+  BOOST_TEST(report.take_unstarted<task>().empty());
+  rest.clear();
+  BOOST_TEST(never.use_count() == 1);
+}
+
+// A report stored in the state its own tasks share: no reference cycle.
+struct report_holder {
+  run_report report;
+  int done = 0;
+};
+
+BOOST_DATA_TEST_CASE(a_report_stored_in_the_tasks_shared_state_makes_no_cycle, context_hints, hint) {
+  asio::io_context ctx(hint);
+  auto state = std::make_shared<report_holder>();
+  std::vector<task> tasks;
+  for (int i = 0; i < 5; ++i) {
+    tasks.push_back([state]() -> asio::awaitable<void> {
+      ++state->done;
+      co_return;
+    });
+  }
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 2,
+                            [state](error_code, run_report r) { state->report = std::move(r); });
+  ctx.run();
+  BOOST_TEST(state->done == 5);
+  BOOST_TEST(state->report.count(task_outcome::completed) == 5u);
+  BOOST_TEST(state.use_count() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_shared_limiter_bounds_several_runs_and_gets_every_permit_back) {

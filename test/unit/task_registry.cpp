@@ -230,6 +230,24 @@ BOOST_DATA_TEST_CASE(cancel_one_task_by_id, context_hints, hint) {
   BOOST_TEST(!reg.cancel(12345));    // unknown
 }
 
+BOOST_DATA_TEST_CASE(a_done_task_s_captures_are_gone_at_once, context_hints, hint) {
+  asio::io_context ctx(hint);
+  task_registry reg(ctx.get_executor(), 1);
+  auto ran = std::make_shared<int>(0), queued = std::make_shared<int>(1);
+  long ran_refs_at_join = -1;
+  reg.spawn([ran]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 1ms);
+    co_await t.async_wait(asio::use_awaitable);
+  });
+  graceful::task_id waiting = reg.spawn([queued]() -> asio::awaitable<void> { co_return; });
+  BOOST_TEST(queued.use_count() == 2);
+  BOOST_TEST(reg.cancel(waiting));
+  BOOST_TEST(queued.use_count() == 1);  // dropped with the cancel, not with the registry
+  reg.async_join([&](error_code) { ran_refs_at_join = ran.use_count(); });
+  ctx.run();
+  BOOST_TEST(ran_refs_at_join == 1);
+}
+
 BOOST_DATA_TEST_CASE(close_refuses_later_spawns_and_hands_the_task_back, context_hints, hint) {
   asio::io_context ctx(hint);
   task_registry reg(ctx.get_executor());
