@@ -125,8 +125,9 @@ class async_semaphore {
   /// @par Thread Safety
   /// May be called from any thread. Emit the cancellation signal from the
   /// handler's executor, as Asio requires.
-  template <class CompletionToken = asio::default_completion_token_t<asio::any_io_executor>>
-  auto async_acquire(CompletionToken&& token) {
+  template <asio::completion_token_for<detail::acquire_signature> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_acquire(CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return asio::async_initiate<CompletionToken, detail::acquire_signature>(
         detail::acquire_initiation{state_}, token);
   }

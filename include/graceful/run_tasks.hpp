@@ -159,10 +159,11 @@ struct run_initiation {
 /// thread); async_run_tasks may be called from any thread, several runs may
 /// share an executor.
 template <awaitable_task Task,
-          class CompletionToken = asio::default_completion_token_t<asio::any_io_executor>>
+          asio::completion_token_for<detail::run_signature> CompletionToken =
+              asio::default_completion_token_t<asio::any_io_executor>>
 auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
                      std::size_t max_concurrent, run_options options,
-                     CompletionToken&& token) {
+                     CompletionToken&& token = asio::default_completion_token_t<asio::any_io_executor>()) {
   return asio::async_initiate<CompletionToken, detail::run_signature>(
       detail::run_initiation{}, token, std::move(ex),
       std::shared_ptr<detail::task_list_base>(
@@ -172,9 +173,11 @@ auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
 
 /// async_run_tasks with default run_options.
 template <awaitable_task Task,
-          class CompletionToken = asio::default_completion_token_t<asio::any_io_executor>>
+          asio::completion_token_for<detail::run_signature> CompletionToken =
+              asio::default_completion_token_t<asio::any_io_executor>>
 auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
-                     std::size_t max_concurrent, CompletionToken&& token) {
+                     std::size_t max_concurrent,
+                     CompletionToken&& token = asio::default_completion_token_t<asio::any_io_executor>()) {
   return async_run_tasks(std::move(ex), std::move(tasks), max_concurrent, run_options{},
                          std::forward<CompletionToken>(token));
 }

@@ -106,8 +106,9 @@ class shutdown_signals {
   /// @par Executor
   /// The handler runs on its associated executor (by default the object's),
   /// never inside async_wait. A pending wait is outstanding work there.
-  template <class CompletionToken = asio::default_completion_token_t<asio::any_io_executor>>
-  auto async_wait(CompletionToken&& token) {
+  template <asio::completion_token_for<detail::signal_wait_signature> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_wait(CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return asio::async_initiate<CompletionToken, detail::signal_wait_signature>(
         detail::signal_wait_initiation{state_}, token);
   }

@@ -231,8 +231,9 @@ class task_registry {
   ///
   /// @par Thread Safety
   /// May be called from any thread, several waits at once.
-  template <class CompletionToken = asio::default_completion_token_t<asio::any_io_executor>>
-  auto async_join(CompletionToken&& token) {
+  template <asio::completion_token_for<detail::join_signature> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_join(CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return asio::async_initiate<CompletionToken, detail::join_signature>(
         detail::join_initiation{state_}, token);
   }
