@@ -40,9 +40,12 @@ struct run_options {
   /// request, cause stop_cause::signal) and what repeated ones do.
   signal_policy signals{};
   /// Blocking run_tasks only (async_run_tasks refuses anything but 1): threads
-  /// that run the io_context, the calling one included. Tasks of one run are
-  /// serialized on a strand; more threads help when tasks do blocking work or
-  /// several runs share the context.
+  /// that run the io_context, the calling one included. The tasks of one run
+  /// share one strand: more threads never run them in parallel, and a task
+  /// that blocks its thread holds up the others all the same. The other
+  /// threads only run work that the tasks hand to other executors of the
+  /// context (a `co_spawn` onto a strand of its own, say). For tasks that run
+  /// in parallel, use a task_registry (a strand per task) on a thread pool.
   std::size_t threads = 1;
 };
 
