@@ -1,6 +1,7 @@
 #include <graceful/async_semaphore.hpp>
 
 #include "detail/cancellation.hpp"
+#include "detail/limiter_ref.hpp"
 
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/append.hpp>
@@ -213,6 +214,23 @@ void async_acquire_erased(const std::shared_ptr<semaphore_state>& state, acquire
   });
 }
 
+namespace {
+
+std::optional<semaphore_permit> try_acquire_from(const std::shared_ptr<semaphore_state>& state) {
+  if (state->closed.load() != state_open || state->waiting.load() != 0 || !state->try_take()) {
+    return std::nullopt;
+  }
+  return semaphore_state::permit_for(state);
+}
+
+}  // namespace
+
+bool limiter_ref::is_open() const noexcept { return state_->closed.load() == state_open; }
+
+std::optional<semaphore_permit> limiter_ref::try_acquire() const { return try_acquire_from(state_); }
+
+std::size_t limiter_ref::waiting() const noexcept { return state_->waiting.load(); }
+
 }  // namespace detail
 
 semaphore_permit& semaphore_permit::operator=(semaphore_permit&& other) noexcept {
@@ -249,11 +267,7 @@ async_semaphore::~async_semaphore() {
 async_semaphore::executor_type async_semaphore::get_executor() const noexcept { return state_->ex; }
 
 std::optional<semaphore_permit> async_semaphore::try_acquire() {
-  if (state_->closed.load() != detail::state_open || state_->waiting.load() != 0 ||
-      !state_->try_take()) {
-    return std::nullopt;
-  }
-  return detail::semaphore_state::permit_for(state_);
+  return detail::try_acquire_from(state_);
 }
 
 void async_semaphore::close() { state_->shut(detail::state_closed); }

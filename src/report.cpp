@@ -33,6 +33,8 @@ std::ostream& operator<<(std::ostream& os, stop_cause c) {
       return os << "failure";
     case stop_cause::deadline:
       return os << "deadline";
+    case stop_cause::limiter_closed:
+      return os << "limiter_closed";
   }
   return os << "stop_cause(" << static_cast<int>(c) << ")";
 }

@@ -4,6 +4,7 @@
 
 #include "detail/cancellation.hpp"
 #include "detail/block_cache.hpp"
+#include "detail/limiter_ref.hpp"
 #include "detail/one_thread.hpp"
 #include "detail/report_builder.hpp"
 #include "detail/signals_access.hpp"
@@ -101,6 +102,9 @@ class runner_stack {
 //   is free and no permit is, the run keeps exactly one acquire parked on the
 //   limiter: its place in the limiter's queue. A finishing task hands its
 //   permit straight to the next one unless others wait on the limiter.
+//   A limiter that is closed (or destroyed) stops the starts: the task waiting
+//   for a permit ends cancelled_queued, the rest not_started, and the running
+//   ones end on their own (cause limiter_closed, unless a stop comes too).
 class run_engine : public std::enable_shared_from_this<run_engine> {
  public:
   // A serial run is one whose ex_ is an io_context executor that only one
@@ -120,6 +124,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         tasks_(std::move(tasks)),
         n_(tasks_->size()),
         options_(options),
+        limiter_(options_.limiter),
         handler_(std::move(handler)),
         work_(asio::prefer(asio::get_associated_executor(handler_, ex_),
                            asio::execution::outstanding_work.tracked)),
@@ -165,11 +170,14 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
 
   // Starts what the free slots allow, parks for the rest.
   void fill() {
-    while (!stopping_ && next_ < n_ && !free_.empty()) {
+    while (starting() && next_ < n_ && !free_.empty()) {
       semaphore_permit permit;  // none without a limiter: the free runner is the slot
-      if (options_.limiter != nullptr) {
-        auto granted = options_.limiter->try_acquire();
-        if (!granted) break;
+      if (limiter_) {
+        auto granted = limiter_.try_acquire();
+        if (!granted) {
+          if (!limiter_.is_open()) limiter_closed();
+          break;
+        }
         permit = std::move(*granted);
       }
       launch(next_++, permit);
@@ -182,6 +190,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     maybe_finish();
   }
 
+  // Stops the starts and cancels the running tasks. After a closed limiter
+  // (which only stopped the starts) it still cancels, and its cause wins.
   void stop(stop_cause cause, int signal_number) {
     if (stopping_) return;
     stopping_ = true;
@@ -190,7 +200,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     if (parked_) {
       queued_ = next_;
       park_signal_.emit(asio::cancellation_type::terminal);
-    } else if (options_.limiter == nullptr && next_ < n_ && free_.empty()) {
+    } else if (!limiter_ && next_ < n_ && free_.empty()) {
       queued_ = next_;  // waiting for one of the run's own slots
     }
     uncancelled_ = runner_count_;
@@ -232,19 +242,35 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     }
   }
 
+  // False once a stop came or the limiter was closed: no task starts any more.
+  bool starting() const noexcept { return !stopping_ && !limiter_closed_; }
+
+  // The limiter was closed or destroyed: no more starts, the running tasks go
+  // on. The task that was about to wait for a permit was queued.
+  void limiter_closed() {
+    if (!starting()) return;
+    limiter_closed_ = true;
+    cause_ = stop_cause::limiter_closed;
+    if (next_ < n_) queued_ = next_;
+  }
+
   // A shared limiter is waited for only while a runner is free to take a permit.
   void park_if_needed() {
-    if (options_.limiter != nullptr && !stopping_ && next_ < n_ && !parked_ && !free_.empty()) park();
+    if (limiter_ && starting() && next_ < n_ && !parked_ && !free_.empty()) park();
   }
 
   void park() {
     parked_ = true;
-    options_.limiter->async_acquire(asio::bind_cancellation_slot(
+    limiter_.async_acquire(asio::bind_cancellation_slot(
         park_signal_.slot(),
         asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec,
                                                                  semaphore_permit permit) {
           self->parked_ = false;
-          if (!ec) self->launch_next(permit);
+          if (!ec) {
+            self->launch_next(permit);
+          } else if (!self->stopping_) {  // not our own cancel: closed or destroyed
+            self->limiter_closed();
+          }
           self->fill();
         })));
   }
@@ -254,7 +280,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   // waited for only while one is, and nothing else takes it meanwhile);
   // checked all the same, since a permit is cheap to give back.
   void launch_next(semaphore_permit& permit) {
-    while (!stopping_ && next_ < n_ && !free_.empty() && !launch(next_++, permit)) {
+    while (starting() && next_ < n_ && !free_.empty() && !launch(next_++, permit)) {
     }
   }
 
@@ -295,7 +321,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
       outcomes_.set(r.index, outcome);
     }
     semaphore_permit permit = std::move(r.permit);
-    if (options_.limiter != nullptr && options_.limiter->waiting() > 0) {
+    if (limiter_ && limiter_.waiting() > 0) {
       // A shared limiter is FIFO across its users: queue up again rather than
       // hand the permit to our own next task ahead of older waiters. Only by
       // waiting, never with try_acquire: while our wait's grant is on its
@@ -317,7 +343,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   }
 
   void maybe_finish() {
-    if (finished_ || running_ != 0 || parked_ || (!stopping_ && next_ < n_)) return;
+    if (finished_ || running_ != 0 || parked_ || (starting() && next_ < n_)) return;
     finished_ = true;
     if (queued_ < n_) outcomes_.set(queued_, task_outcome::cancelled_queued);
     auto report = report_builder::make(std::move(outcomes_), std::move(errors_), cause_, signal_,
@@ -346,7 +372,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   asio::any_io_executor strand_;  // where the run's state lives: *task_strand_, or ex_
   std::shared_ptr<task_list_base> tasks_;
   std::size_t n_;
-  run_options options_;  // options_.limiter null: the run's slots are its runners
+  run_options options_;
+  limiter_ref limiter_;  // options_.limiter's; none: the run's slots are its runners
   run_handler handler_;
   asio::any_completion_executor work_;
   asio::any_io_executor task_work_;  // the tasks' context stays busy while any may run
@@ -365,6 +392,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   bool parked_ = false;
   bool headroom_reserved_ = false;
   bool stopping_ = false;
+  bool limiter_closed_ = false;
   bool finished_ = false;
   stop_cause cause_ = stop_cause::none;
   int signal_ = 0;

@@ -19,6 +19,7 @@ namespace asio = boost::asio;
 
 namespace detail {
 struct semaphore_state;
+class limiter_ref;
 }
 
 /// One slot of an async_semaphore, held for as long as the permit lives.
@@ -151,6 +152,7 @@ class async_semaphore {
   bool is_closed() const noexcept;
 
  private:
+  friend class detail::limiter_ref;
   std::shared_ptr<detail::semaphore_state> state_;
 };
 

@@ -30,6 +30,9 @@ enum class stop_cause : std::uint8_t {
   cancelled,  ///< per-operation cancellation of async_run_tasks
   failure,    ///< a task failed under failure_policy::cancel_all
   deadline,   ///< the run's deadline passed
+  /// the shared limiter (run_options::limiter) was closed or destroyed: no
+  /// task started after that, the running ones ended on their own
+  limiter_closed,
 };
 
 std::ostream& operator<<(std::ostream& os, task_outcome o);

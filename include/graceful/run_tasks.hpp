@@ -31,9 +31,18 @@ struct run_options {
   failure_policy on_failure = failure_policy::continue_running;
   /// An extra concurrency limit shared with other runs (or anything else that
   /// takes its permits): a task starts only with one of its permits, held until
-  /// the task ends, besides the run's own max_concurrent. Must outlive the run.
-  /// Tasks still start in input order; a run stopped while waiting for a
-  /// permit gives its place in the queue back.
+  /// the task ends, besides the run's own max_concurrent. Must be alive when
+  /// the run starts (when async_run_tasks initiates: for a deferred token,
+  /// when it is launched); the run then holds the semaphore's shared state,
+  /// not the object. Tasks still start in input order; a run stopped while
+  /// waiting for a permit gives its place in the queue back.
+  ///
+  /// Closing the limiter, or destroying it, while the run uses it stops the
+  /// starts: no task starts after that, the one waiting for a permit ends
+  /// cancelled_queued and the later ones not_started, the running ones go on
+  /// to their own end (they are not cancelled), and the run completes with
+  /// cause stop_cause::limiter_closed (a signal or a cancellation that comes
+  /// meanwhile still cancels them, and its cause wins).
   async_semaphore* limiter = nullptr;
   /// Blocking run_tasks only (async_run_tasks refuses anything but the
   /// default): the signals that stop the run (the first one is the shutdown

@@ -607,6 +607,70 @@ BOOST_AUTO_TEST_CASE(every_permit_comes_back_after_a_cancel_in_each_state) {
   BOOST_TEST(limiter.waiting() == 0u);
 }
 
+// How a run ended when its shared limiter went away while task 0 held the
+// only permit and task 1 waited for it. `end_limiter` closes or destroys it.
+template <class EndLimiter>
+void run_while_the_limiter_goes(int hint, EndLimiter end_limiter, bool cancel_too) {
+  asio::io_context ctx(hint);
+  std::optional<graceful::async_semaphore> limiter(std::in_place, ctx.get_executor(), 1);
+  probe p;
+  asio::cancellation_signal sig;
+  p.on_start = [&] {
+    asio::post(ctx, [&] {
+      end_limiter(limiter);
+      if (cancel_too) asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+    });
+  };
+  graceful::run_options options;
+  options.limiter = &*limiter;
+  result res;
+  // Task 0 takes 20 ms (an hour when it is to be cancelled).
+  auto tasks = sleepers(p, 5, cancel_too ? std::chrono::milliseconds(1h) : 20ms);
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 3, options,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.run();  // and the context runs out of work
+  BOOST_TEST(res.calls == 1);
+  BOOST_TEST(p.started.load() == 1);
+  BOOST_TEST(p.cleaned.load() == 1);
+  BOOST_TEST(res.report.outcome(0) ==
+             (cancel_too ? task_outcome::cancelled_running : task_outcome::completed));
+  BOOST_TEST(res.report.outcome(1) == task_outcome::cancelled_queued);
+  BOOST_TEST(res.report.count(task_outcome::not_started) == 3u);
+  BOOST_TEST(res.report.cause() == (cancel_too ? stop_cause::cancelled : stop_cause::limiter_closed));
+  BOOST_TEST(res.report.exit_code() == 1);
+  check_accounting(res.report);
+}
+
+BOOST_DATA_TEST_CASE(a_limiter_closed_while_the_run_waits_on_it_stops_the_starts, context_hints, hint) {
+  run_while_the_limiter_goes(hint, [](auto& limiter) { limiter->close(); }, false);
+}
+
+BOOST_DATA_TEST_CASE(a_limiter_destroyed_while_the_run_waits_on_it_stops_the_starts, context_hints, hint) {
+  run_while_the_limiter_goes(hint, [](auto& limiter) { limiter.reset(); }, false);
+}
+
+BOOST_DATA_TEST_CASE(a_cancel_after_the_limiter_closed_still_cancels_the_running_tasks, context_hints,
+                     hint) {
+  run_while_the_limiter_goes(hint, [](auto& limiter) { limiter->close(); }, true);
+}
+
+BOOST_DATA_TEST_CASE(a_run_on_a_limiter_closed_before_it_starts_nothing, context_hints, hint) {
+  asio::io_context ctx(hint);
+  graceful::async_semaphore limiter(ctx.get_executor(), 2);
+  limiter.close();
+  probe p;
+  graceful::run_options options;
+  options.limiter = &limiter;
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 4, 1ms), 2, options, res.handler());
+  ctx.run();
+  BOOST_TEST(res.calls == 1);
+  BOOST_TEST(p.invoked.load() == 0);
+  BOOST_TEST(res.report.outcome(0) == task_outcome::cancelled_queued);
+  BOOST_TEST(res.report.count(task_outcome::not_started) == 3u);
+  BOOST_TEST(res.report.cause() == stop_cause::limiter_closed);
+}
+
 // An executor for a limiter that lets the test act at one exact point: the
 // next time the limiter's strand needs scheduling, it runs that work inline
 // and then calls `after` (as a second thread could, at that instant).
