@@ -1,11 +1,15 @@
 // graceful: bounded-concurrency async work with graceful shutdown, on Boost.Asio.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/cancellation_state.hpp>
-#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -15,19 +19,66 @@ namespace graceful {
 
 namespace asio = boost::asio;
 
+namespace detail {
+
+// A shielded step of a task run by graceful: while one runs, the task's
+// cancellation is held back (nothing is emitted into its coroutine), and the
+// first step after the last one ends delivers it. Empty when `ex` is not the
+// executor of a running graceful task.
+class shield_scope {
+ public:
+  explicit shield_scope(const asio::any_io_executor& ex) noexcept;
+  shield_scope(const shield_scope&) = delete;
+  shield_scope& operator=(const shield_scope&) = delete;
+  ~shield_scope();
+
+  explicit operator bool() const noexcept { return relay_ != nullptr; }
+
+ private:
+  void* relay_ = nullptr;
+  std::uint64_t generation_ = 0;
+};
+
+// Runs `op` on a thread of execution of its own whose cancellation slot is
+// connected to nothing, and waits for it: what nothing can cancel.
+template <class T, class Executor>
+asio::awaitable<std::optional<T>, Executor> as_optional(asio::awaitable<T, Executor> op) {
+  co_return std::optional<T>(co_await std::move(op));
+}
+
+template <class T, class Executor>
+asio::awaitable<T, Executor> run_unconnected(asio::awaitable<T, Executor> op) {
+  auto ex = co_await asio::this_coro::executor;
+  auto token = asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable_t<Executor>());
+  if constexpr (std::is_void_v<T>) {
+    co_await asio::co_spawn(ex, std::move(op), token);
+  } else {
+    co_return std::move(*co_await asio::co_spawn(ex, as_optional(std::move(op)), token));
+  }
+}
+
+}  // namespace detail
+
 /// Runs `op` to its end, whatever happens to the coroutine that awaits it:
 /// the C++ form of Python's `asyncio.shield`.
 ///
-/// `op` runs inline, in the awaiting coroutine's own thread of execution (no
-/// co_spawn, no strand, no timer: the only allocations are `op`'s coroutine
-/// frame and shield's own), behind a cancellation state that lets nothing
-/// through: a cancellation that reached the awaiting coroutine before, or
-/// reaches it while `op` runs (a second Ctrl+C), never touches `op`. Afterwards
-/// the coroutine gets a fresh cancellation state with Asio's default filter
-/// (terminal only): cancellations that arrived during `op` are not replayed by
-/// Asio (tasks run by graceful get them re-delivered at their next await).
-/// `shield` returns what `op` returns and rethrows what `op` throws; it never
-/// throws because the awaiting coroutine was cancelled.
+/// No cancellation that reaches the awaiting coroutine before `op` or while
+/// it runs (a second Ctrl+C) touches `op`, and the awaiting coroutine's
+/// cancellation state is left exactly as shield found it: its filters (a
+/// `reset_cancellation_state` of the task's own) and whether it was cancelled.
+/// Shields nest: a shield inside a shielded `op` keeps the outer one shielded
+/// once it ends. `shield` returns what `op` returns and rethrows what `op`
+/// throws; it never throws because the awaiting coroutine was cancelled.
+///
+/// - Inside a task run by graceful (async_run_tasks, run_tasks,
+///   task_registry), `op` runs inline in the task's own thread of execution:
+///   no co_spawn, no strand, no timer; the only allocations are `op`'s
+///   coroutine frame and shield's own. The task's cancellation is held back
+///   while it runs (on the task's executor, whichever of its coroutines the
+///   shield is in) and delivered to whatever the task awaits next.
+/// - Anywhere else, `op` runs as a thread of execution of its own (a
+///   co_spawn on the awaiting coroutine's executor) whose cancellation slot
+///   is connected to nothing, and the awaiting coroutine waits for it.
 ///
 /// The pattern for an awaited cleanup (`co_await` is not allowed inside a
 /// `catch` block, so capture the exception, await the cleanup, rethrow):
@@ -46,29 +97,11 @@ namespace asio = boost::asio;
 /// could start.
 template <class T, class Executor>
 asio::awaitable<T, Executor> shield(asio::awaitable<T, Executor> op) {
-  // Blocks every cancellation type, and clears the sticky "cancelled" flag.
-  co_await asio::this_coro::reset_cancellation_state(
-      asio::cancellation_filter<asio::cancellation_type::none>());
-  std::exception_ptr error;
-  if constexpr (std::is_void_v<T>) {
-    try {
-      co_await std::move(op);
-    } catch (...) {
-      error = std::current_exception();
-    }
-    co_await asio::this_coro::reset_cancellation_state();
-    if (error) std::rethrow_exception(error);
-  } else {
-    std::optional<T> result;
-    try {
-      result.emplace(co_await std::move(op));
-    } catch (...) {
-      error = std::current_exception();
-    }
-    co_await asio::this_coro::reset_cancellation_state();
-    if (error) std::rethrow_exception(error);
-    co_return std::move(*result);
+  if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+    detail::shield_scope scope(co_await asio::this_coro::executor);
+    if (scope) co_return co_await std::move(op);
   }
+  co_return co_await detail::run_unconnected(std::move(op));
 }
 
 }  // namespace graceful

@@ -52,6 +52,9 @@ struct cancel_relay {
   bool requested = false;   // a stop reached this task
   bool delivering = false;  // inside emit: a handler that the emit runs inline
                             // through the task's executor must not re-deliver
+  std::uint32_t shields = 0;  // shielded steps running (graceful::shield): while
+                              // any runs, nothing is emitted; the next step after
+                              // the last one re-delivers
   cancel_relay* next_free = nullptr;  // the pool's
 
   // A new task takes the relay, on its strand. The handler the last task's
@@ -71,7 +74,7 @@ struct cancel_relay {
   }
 
   void redeliver() {
-    if (!requested || !live || delivering) return;
+    if (!requested || !live || delivering || shields != 0) return;
     delivering = true;
     signal.emit(asio::cancellation_type::terminal);
     delivering = false;
@@ -101,6 +104,7 @@ inline relay_ref cancel_relay::begin() noexcept {
   live = true;
   requested = false;
   delivering = false;
+  shields = 0;
   std::uint64_t g = generation.load(std::memory_order_relaxed) + 1;
   generation.store(g, std::memory_order_release);
   return {this, g};
@@ -174,6 +178,8 @@ class relay_executor {
   void execute(F&& f) const {
     inner_.execute(relay_step<std::decay_t<F>>{std::forward<F>(f), relay_});
   }
+
+  const relay_ref& relay() const noexcept { return relay_; }
 
   friend bool operator==(const relay_executor& a, const relay_executor& b) noexcept {
     return a.inner_ == b.inner_ && a.relay_ == b.relay_;

@@ -372,6 +372,67 @@ BOOST_DATA_TEST_CASE(shielded_cleanup_runs_to_its_end_through_a_second_cancel, c
   BOOST_TEST(res.report.count(task_outcome::cancelled_queued) == 1u);
 }
 
+asio::awaitable<void> wait_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+// What a cleanup helper does: a shielded step of its own, then more work; the
+// whole helper is shielded by the task.
+asio::awaitable<void> cleanup_with_a_shielded_step(int& steps) {
+  co_await graceful::shield(wait_for(1ms));
+  ++steps;
+  co_await wait_for(5ms);  // still inside the outer shield
+  ++steps;
+}
+
+BOOST_DATA_TEST_CASE(a_shield_inside_a_shield_keeps_the_outer_one_shielded, context_hints, hint) {
+  asio::io_context ctx(hint);
+  asio::cancellation_signal sig;
+  int steps = 0;
+  std::vector<task> tasks;
+  tasks.push_back([&]() -> asio::awaitable<void> {
+    asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+    std::exception_ptr e;
+    try {
+      co_await wait_for(1h);
+    } catch (...) {
+      e = std::current_exception();
+    }
+    co_await graceful::shield(cleanup_with_a_shielded_step(steps));
+    if (e) std::rethrow_exception(e);
+  });
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.run();
+  BOOST_TEST(steps == 2);
+  BOOST_TEST(res.report.outcome(0) == task_outcome::cancelled_running);
+}
+
+BOOST_DATA_TEST_CASE(a_shield_leaves_the_task_s_own_filter_in_place, context_hints, hint) {
+  asio::io_context ctx(hint);
+  asio::cancellation_signal sig;
+  bool waited_through = false;
+  std::vector<task> tasks;
+  tasks.push_back([&]() -> asio::awaitable<void> {
+    // The task takes no cancellation at all, shield or not.
+    co_await asio::this_coro::reset_cancellation_state(
+        asio::cancellation_filter<asio::cancellation_type::none>());
+    co_await graceful::shield(wait_for(1ms));
+    asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+    co_await wait_for(20ms);
+    waited_through = true;
+  });
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.run();
+  BOOST_TEST(waited_through);
+  BOOST_TEST(res.report.outcome(0) == task_outcome::completed);
+  BOOST_TEST(res.report.cause() == stop_cause::cancelled);
+}
+
 BOOST_DATA_TEST_CASE(cancel_after_completion_does_nothing, context_hints, hint) {
   asio::io_context ctx(hint);
   probe p;
