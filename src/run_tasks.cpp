@@ -301,10 +301,19 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     r.permit = std::move(permit);
     ++running_;
     auto on_end = [self = shared_from_this(), &r](task_end end) { self->on_task_end(r, std::move(end)); };
-    if (serial_ != nullptr) {
-      spawn_task(*serial_, relay, std::move(task), std::move(on_end));
-    } else {
-      spawn_task(*task_strand_, relay, std::move(task), std::move(on_end));
+    try {
+      if (serial_ != nullptr) {
+        spawn_task(*serial_, relay, std::move(task), std::move(on_end));
+      } else {
+        spawn_task(*task_strand_, relay, std::move(task), std::move(on_end));
+      }
+    } catch (...) {
+      // Thrown after the task ended (by what its end set off) belongs to the
+      // caller; before it began (an allocation of its launch), it is the
+      // task's end: counted, its runner and permit back.
+      if (!relay.current()) throw;
+      r.relay->end();
+      on_task_end(r, task_end{end_kind::threw, std::current_exception()});
     }
     return true;
   }

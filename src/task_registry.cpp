@@ -89,9 +89,9 @@ namespace detail {
 
 struct registry_node : std::enable_shared_from_this<registry_node> {
   // `serial`: the registry's one-thread executor, or nullptr (a strand each).
-  registry_node(task_id i, std::unique_ptr<registry_task> t, const asio::any_io_executor& ex,
+  registry_node(task_id i, const asio::any_io_executor& ex,
                 const asio::io_context::executor_type* serial)
-      : id(i), task(std::move(t)) {
+      : id(i) {
     if (serial == nullptr) strand.emplace(asio::make_strand(ex));
   }
 
@@ -254,6 +254,23 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     join_waiters::complete(act.joined, ex, {});
   }
 
+  // The post that was to start `node` (given a slot, not_started) threw:
+  // the task is taken out again as if it had never come in (its spawn
+  // throws), and its slot goes to the next one waiting.
+  void unlaunch(const node_ptr& node) {
+    actions act;
+    {
+      std::lock_guard lock(mutex);
+      --not_started;
+      give_slot(act);
+      act.released.push_back(std::move(node->task));
+      node->state = task_state::done;
+      let_go(*node);
+      if (idle()) act.joined = waiters.take_all();
+    }
+    perform(act);
+  }
+
   // On the node's strand.
   void start(const node_ptr& node) {
     actions act;
@@ -287,9 +304,17 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     auto on_end_of_task = [self = shared_from_this(), node, work = std::move(work)](task_end end) {
       self->on_end(node, std::move(end));
     };
-    on_strand_of(*node, [&](const auto& strand) {
-      spawn_task(strand, node->relay_of_task, std::move(coroutine), std::move(on_end_of_task));
-    });
+    try {
+      on_strand_of(*node, [&](const auto& strand) {
+        spawn_task(strand, node->relay_of_task, std::move(coroutine), std::move(on_end_of_task));
+      });
+    } catch (...) {
+      // Thrown after the task ended (on_end's own work) belongs to the caller;
+      // before it began (an allocation of its launch), it is the task's end.
+      if (!node->relay_of_task.current()) throw;
+      node->relay->end();
+      on_end(node, task_end{end_kind::threw, std::current_exception()});
+    }
   }
 
   // On the node's strand.
@@ -322,37 +347,81 @@ admission registry_admit(registry_state& state, boost::system::error_code& ec) {
   return {++state.last_id, state.epoch};
 }
 
+namespace {
+
+// Under the mutex: the admission is given up; a join may complete.
+void retract_locked(registry_state& state, actions& act) noexcept {
+  --state.admitted;
+  if (state.idle()) act.joined = state.waiters.take_all();
+}
+
+}  // namespace
+
 void registry_retract(const std::shared_ptr<registry_state>& state) {
   actions act;
   {
     std::lock_guard lock(state->mutex);
-    --state->admitted;
-    if (state->idle()) act.joined = state->waiters.take_all();
+    retract_locked(*state, act);
   }
   state->perform(act);
 }
 
+// Strong guarantee: if it throws, the task is not in (destroyed with `task`),
+// nothing of it is counted, and a join that waited only for it completes.
+// Whatever can throw comes before the counts change (the node, its strand
+// and relay, room for the action), or is undone (the map and queue inserts,
+// the post that starts the task).
 void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
                      std::unique_ptr<registry_task> task) {
-  auto node = std::make_shared<registry_node>(a.id, std::move(task), state->ex, state->serial);
+  node_ptr node;
   actions act;
+  try {
+    node = std::make_shared<registry_node>(a.id, state->ex, state->serial);
+    act.start.reserve(1);
+  } catch (...) {
+    registry_retract(state);
+    throw;
+  }
+  node->task = std::move(task);
+  bool starts = false;
   {
     std::lock_guard lock(state->mutex);
-    --state->admitted;
-    state->take_in(node);
+    try {
+      state->take_in(node);
+    } catch (...) {
+      retract_locked(*state, act);
+      act.released.push_back(std::move(node->task));  // destroyed after the unlock
+      throw;
+    }
     if (a.epoch != state->epoch) {
       // A cancel_all ran between admission and now: it covers this task too.
+      --state->admitted;
       state->finish(*node, task_outcome::not_started, act);
     } else if (state->not_started + state->running < state->limit) {
+      --state->admitted;
       ++state->not_started;
-      act.start.push_back(std::move(node));
+      act.start.push_back(node);
+      starts = true;
     } else {
+      try {
+        state->waiting.push_back(node);
+      } catch (...) {
+        state->let_go(*node);
+        retract_locked(*state, act);
+        act.released.push_back(std::move(node->task));
+        throw;
+      }
+      --state->admitted;
       node->state = task_state::queued;
       ++state->queued;
-      state->waiting.push_back(std::move(node));
     }
   }
-  state->perform(act);
+  try {
+    state->perform(act);
+  } catch (...) {
+    if (starts) state->unlaunch(node);
+    throw;
+  }
 }
 
 void registry_join_erased(std::shared_ptr<registry_state> state, join_handler handler) {

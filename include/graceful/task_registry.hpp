@@ -162,6 +162,11 @@ class task_registry {
   /// Refused, with `task` left as it was (handed back, not dropped), when the
   /// registry is closed (`ec` = graceful::error::registry_closed) or `task` is
   /// an empty callable (graceful::error::invalid_argument); then returns 0.
+  ///
+  /// If taking it in throws (an allocation failed), the exception goes out and
+  /// the registry is as it was: nothing of the task is counted, the task is
+  /// destroyed, a join waits for nothing more. A task taken in whose launch
+  /// fails later, before its coroutine began, ends `failed` with that error.
   template <awaitable_task Task>
   task_id spawn(Task&& task, boost::system::error_code& ec) {
     using stored = std::remove_cvref_t<Task>;
