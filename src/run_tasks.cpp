@@ -6,6 +6,7 @@
 #include "detail/block_cache.hpp"
 #include "detail/limiter_ref.hpp"
 #include "detail/one_thread.hpp"
+#include "detail/one_thread_check.hpp"
 #include "detail/report_builder.hpp"
 #include "detail/signals_access.hpp"
 #include "detail/task_frame.hpp"
@@ -116,6 +117,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
              run_options options, run_handler handler, bool own_handler)
       : ex_(std::move(ex)),
         serial_(one_thread_executor(ex_)),
+        check_(serial_ != nullptr ? one_thread_check::of(*serial_) : nullptr),
         own_handler_(serial_ != nullptr && own_handler),
         task_strand_(serial_ != nullptr
                          ? std::nullopt
@@ -137,6 +139,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
       runner& r = runners_.first[k - 1];
       r = runner{};  // a kept block holds its last run's runners
       r.relay = relays_.first + (k - 1);
+      r.relay->check = check_;
       free_.push(r);
     }
   }
@@ -153,7 +156,10 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
 
   // Starts the run on its strand.
   static void start(const std::shared_ptr<run_engine>& engine) {
-    asio::dispatch(engine->strand_, [engine] { engine->fill(); });
+    asio::dispatch(engine->strand_, [engine] {
+      one_thread_scope scope(engine->check_);
+      engine->fill();
+    });
   }
 
   // stop(), from any thread: hops onto the run's strand. A serial run asked
@@ -162,10 +168,13 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   static void request_stop(const std::shared_ptr<run_engine>& engine, stop_cause cause,
                            int signal_number) {
     if (engine->serial_ != nullptr && engine->serial_->running_in_this_thread()) {
+      one_thread_scope scope(engine->check_);
       return engine->stop(cause, signal_number);
     }
-    asio::dispatch(engine->strand_,
-                   [engine, cause, signal_number] { engine->stop(cause, signal_number); });
+    asio::dispatch(engine->strand_, [engine, cause, signal_number] {
+      one_thread_scope scope(engine->check_);
+      engine->stop(cause, signal_number);
+    });
   }
 
   // Starts what the free slots allow, parks for the rest.
@@ -238,7 +247,10 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     }
     uncancelled_ = end;
     if (uncancelled_ > 0) {
-      asio::post(strand_, [self = shared_from_this()] { self->cancel_batch(); });
+      asio::post(strand_, [self = shared_from_this()] {
+        one_thread_scope scope(self->check_);
+        self->cancel_batch();
+      });
     }
   }
 
@@ -265,6 +277,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         park_signal_.slot(),
         asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec,
                                                                  semaphore_permit permit) {
+          one_thread_scope scope(self->check_);
           self->parked_ = false;
           if (!ec) {
             self->launch_next(permit);
@@ -374,6 +387,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
 
   asio::any_io_executor ex_;
   const asio::io_context::executor_type* serial_;  // inside ex_, or null
+  one_thread_check* const check_;  // serial_'s, with GRACEFUL_CHECKS
   const bool own_handler_;
   // The concrete strand, for the tasks' executors (no double type erasure);
   // none when serial.

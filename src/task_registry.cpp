@@ -1,6 +1,7 @@
 #include <graceful/task_registry.hpp>
 
 #include "detail/one_thread.hpp"
+#include "detail/one_thread_check.hpp"
 #include "detail/task_frame.hpp"
 #include "detail/waiter_list.hpp"
 
@@ -90,9 +91,10 @@ namespace detail {
 struct registry_node : std::enable_shared_from_this<registry_node> {
   // `serial`: the registry's one-thread executor, or nullptr (a strand each).
   registry_node(task_id i, const asio::any_io_executor& ex,
-                const asio::io_context::executor_type* serial)
+                const asio::io_context::executor_type* serial, one_thread_check* check)
       : id(i) {
     if (serial == nullptr) strand.emplace(asio::make_strand(ex));
+    relay->check = check;
   }
 
   const task_id id;
@@ -125,11 +127,13 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   registry_state(asio::any_io_executor executor, std::size_t max_concurrent, failure_policy policy)
       : ex(std::move(executor)),
         serial(one_thread_executor(ex)),
+        check(serial != nullptr ? one_thread_check::of(*serial) : nullptr),
         limit(max_concurrent),
         on_failure(policy) {}
 
   const asio::any_io_executor ex;
   const asio::io_context::executor_type* const serial;  // ex's, on a one-thread context
+  one_thread_check* const check;  // serial's, with GRACEFUL_CHECKS
   const std::size_t limit;
   const failure_policy on_failure;
 
@@ -236,7 +240,10 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     act.released.clear();
     for (auto& node : act.start) {
       on_strand_of(*node, [&](const auto& strand) {
-        asio::post(strand, [self = shared_from_this(), node] { self->start(node); });
+        asio::post(strand, [self = shared_from_this(), node] {
+          one_thread_scope scope(self->check);
+          self->start(node);
+        });
       });
     }
     if (serial == nullptr) {
@@ -247,7 +254,8 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
       // One thread runs every task: one function emits them all, in order
       // (a cancel_all of 100,000 tasks then dispatches one function, not
       // 100,000).
-      asio::dispatch(*serial, [nodes = std::move(act.emit)] {
+      asio::dispatch(*serial, [check = check, nodes = std::move(act.emit)] {
+        one_thread_scope scope(check);
         for (const auto& node : nodes) node->relay->request();
       });
     }
@@ -376,7 +384,7 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
   node_ptr node;
   actions act;
   try {
-    node = std::make_shared<registry_node>(a.id, state->ex, state->serial);
+    node = std::make_shared<registry_node>(a.id, state->ex, state->serial, state->check);
     act.start.reserve(1);
   } catch (...) {
     registry_retract(state);

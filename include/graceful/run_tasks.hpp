@@ -125,10 +125,12 @@ struct run_initiation {
 /// Tasks start in input order; each runs as its own coroutine on a strand of
 /// `ex` (so the tasks of one run never run in parallel with each other, even on
 /// a multi-threaded executor). On the executor of an io_context constructed
-/// with concurrency hint 1 (`asio::io_context ctx{1}`, which Asio documents as
-/// run from a single thread and optimises for itself) they run on `ex`
-/// directly, with no strand and cheaper executor copies: such a context must
-/// then be run by one thread at a time, as Asio already assumes.
+/// with concurrency hint 1 (`asio::io_context ctx{1}`, for which Asio
+/// "assumes the io_context will be run from a single thread") they run on
+/// `ex` directly, with no strand and cheaper executor copies. Precondition:
+/// such a context is run by one thread at a time, as Asio assumes; builds
+/// with GRACEFUL_CHECKS (Debug builds by default) stop the process with a
+/// message when two threads run graceful's handlers of it at once.
 ///
 /// The operation completes when every task that started has ended and its
 /// cleanup has run, with a run_report that accounts for every task exactly

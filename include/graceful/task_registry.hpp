@@ -117,8 +117,11 @@ struct join_initiation {
 /// Every task has an id, a state, its own cancellation signal and its own
 /// strand of the registry's executor: tasks of one registry run in parallel on
 /// a multi-threaded executor, each one's code serialized on its strand. (On an
-/// io_context constructed with concurrency hint 1, "run from a single thread",
-/// the context's executor is every task's strand, and none is made.) A
+/// io_context constructed with concurrency hint 1, for which Asio "assumes the
+/// io_context will be run from a single thread", the context's executor is
+/// every task's strand, and none is made. Precondition: such a context is run
+/// by one thread at a time; builds with GRACEFUL_CHECKS, Debug builds by
+/// default, stop the process with a message when it is not.) A
 /// task's coroutine runs with `throw_if_cancelled(false)`, so that after a
 /// cancellation it can still `co_await graceful::shield(cleanup())`.
 ///

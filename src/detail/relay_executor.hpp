@@ -1,6 +1,7 @@
 #pragma once
 
 #include "block_cache.hpp"
+#include "one_thread_check.hpp"
 
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/execution.hpp>
@@ -56,6 +57,7 @@ struct cancel_relay {
                               // any runs, nothing is emitted; the next step after
                               // the last one re-delivers
   cancel_relay* next_free = nullptr;  // the pool's
+  one_thread_check* check = nullptr;  // the one-thread path's, with GRACEFUL_CHECKS
 
   // A new task takes the relay, on its strand. The handler the last task's
   // thread left in the signal's slot stays until the new thread's replaces
@@ -140,8 +142,14 @@ struct relay_step {
   relay_ref relay;
 
   void operator()() {
-    std::move(f)();
-    relay.redeliver();
+    if constexpr (one_thread_check::enabled) {
+      one_thread_scope scope(relay.current() ? relay.relay->check : nullptr);
+      std::move(f)();
+      relay.redeliver();
+    } else {
+      std::move(f)();
+      relay.redeliver();
+    }
   }
 };
 
