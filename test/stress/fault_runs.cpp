@@ -7,9 +7,12 @@
 // of 1-4 threads (and sometimes a limiter semaphore): 0-200 tasks, a limit of
 // 1-16, a failure policy, and per task one behaviour (finishes after a short
 // timer or at once; throws at once or later; waits until cancelled; awaits a
-// shielded cleanup; its cleanup throws; its callable throws before returning
-// a coroutine). A run may be cancelled, with a random cancellation type, at
-// once, after a random delay and/or when a given task is launched. After the
+// shielded cleanup, or a shielded helper that shields a step of its own and
+// then waits on; its cleanup throws; its callable throws before returning a
+// coroutine). Every callable holds a reference to its run's state. A run may
+// be cancelled, with a random cancellation type, at once, after a random
+// delay and/or when a given task is launched; a shared limiter may be closed
+// after a random delay. After the
 // context ran out of work, every invariant is checked (see check_run). Trial k
 // uses seed S+k; a failure prints the seed that replays it alone
 // (`--seed X --runs 1`). Without --seed, S is drawn at random and printed.
@@ -61,9 +64,12 @@ enum class behaviour : std::uint8_t {
   shielded,        // a timer of `body`, then a shielded cleanup timer of `cleanup`
   cleanup_throws,  // like shielded, but the shielded cleanup throws at its end
   factory_throws,  // the callable throws instead of returning a coroutine
+  nested_shield,   // like shielded, but the cleanup is a shielded helper that shields a
+                   // step of its own and then waits again (still shielded)
 };
-constexpr const char* behaviour_names[] = {"finish", "throw_now", "throw_later", "wait_cancel",
-                                           "shielded", "cleanup_throws", "factory_throws"};
+constexpr const char* behaviour_names[] = {"finish",         "throw_now",     "throw_later",
+                                           "wait_cancel",    "shielded",      "cleanup_throws",
+                                           "factory_throws", "nested_shield"};
 
 enum class moment : std::uint8_t { none, at_once, timed };
 
@@ -103,6 +109,10 @@ struct run_state {
   std::optional<std::size_t> cancel_on_launch;  // also emit when this task is launched
   std::unique_ptr<task_record[]> recs;
   std::size_t n = 0;
+  bool limiter_may_close = false;
+  // Every task's callable holds a reference: once the run is over, only the
+  // never-started ones in the report may still hold theirs.
+  std::shared_ptr<const int> captured = std::make_shared<const int>(0);
 
   // What happened.
   counter_peak in_flight;
@@ -141,7 +151,12 @@ std::runtime_error task_error(std::size_t i) {
 }
 
 asio::awaitable<void> shielded_cleanup(task_env env) {
-  co_await wait_for(env.rec->cleanup);
+  if (env.rec->kind == behaviour::nested_shield) {
+    co_await graceful::shield(wait_for(env.rec->cleanup / 2));
+    co_await wait_for(env.rec->cleanup / 2 + microseconds(1));  // the outer shield still holds
+  } else {
+    co_await wait_for(env.rec->cleanup);
+  }
   ++env.rec->shield_done;
   if (env.rec->kind == behaviour::cleanup_throws) throw task_error(env.index);
 }
@@ -164,7 +179,8 @@ asio::awaitable<void> task_body(task_env env) {
       co_await wait_for(std::chrono::hours(1));
       break;
     case behaviour::shielded:
-    case behaviour::cleanup_throws: {
+    case behaviour::cleanup_throws:
+    case behaviour::nested_shield: {
       std::exception_ptr e;
       try {
         co_await wait_for(env.rec->body);
@@ -183,7 +199,7 @@ asio::awaitable<void> task_body(task_env env) {
 using task = std::function<asio::awaitable<void>()>;
 
 task make_task(task_env env) {
-  return [env]() -> asio::awaitable<void> {
+  return [env, held = env.run->captured]() -> asio::awaitable<void> {
     ++env.rec->invoked;
     run_state& run = *env.run;
     if (run.cancel_on_launch == env.index) asio::post(*run.strand, [r = &run] { r->emit(); });
@@ -220,6 +236,7 @@ struct trial {
   std::uint64_t seed = 0;
   unsigned threads = 1;
   std::optional<std::size_t> limiter_permits;
+  std::optional<microseconds> limiter_closes_after;
   std::vector<std::unique_ptr<run_state>> runs;
   counter_peak limiter_in_flight;
 
@@ -227,6 +244,7 @@ struct trial {
     std::ostringstream os;
     os << "threads=" << threads << " limiter=";
     if (limiter_permits) os << *limiter_permits; else os << "none";
+    if (limiter_closes_after) os << " closed_after_us=" << limiter_closes_after->count();
     for (std::size_t r = 0; r < runs.size(); ++r) {
       const run_state& s = *runs[r];
       os << "\n  run " << r << ": n=" << s.n << " limit=" << s.limit << " policy="
@@ -266,8 +284,8 @@ void plan_run(run_state& s, rng& r) {
     task_record& t = s.recs[i];
     std::size_t pick = r.below(20);
     t.kind = pick < 10 ? behaviour::finish
-           : pick < 13 ? behaviour::shielded
-                       : static_cast<behaviour>(1 + (pick - 13) % 6);
+           : pick < 12 ? behaviour::shielded
+                       : static_cast<behaviour>(1 + (pick - 12) % 7);
     // Only a run that will be cancelled may hold tasks that wait for it.
     if (t.kind == behaviour::wait_cancel && s.when == moment::none) t.kind = behaviour::finish;
     t.body = r.short_delay(300);
@@ -307,6 +325,9 @@ std::string check_run(const run_state& s) {
         return fail("cause failure without cancel_all and a failed task");
       }
       break;
+    case graceful::stop_cause::limiter_closed:
+      if (!s.limiter_may_close) return fail("cause limiter_closed, but the limiter was never closed");
+      break;
     default:
       return fail("unexpected cause ", rep.cause());
   }
@@ -325,7 +346,8 @@ std::string check_run(const run_state& s) {
     if (t.invoked != (began ? 1 : 0)) return fail("task ", i, " (", o, ") was invoked ", t.invoked.load(), " times");
     if (t.entered != expect_entered) return fail("task ", i, " (", o, ") began ", t.entered.load(), " times");
     if (t.cleaned != expect_entered) return fail("task ", i, " (", o, ") cleaned up ", t.cleaned.load(), " times");
-    const bool has_shield = t.kind == behaviour::shielded || t.kind == behaviour::cleanup_throws;
+    const bool has_shield = t.kind == behaviour::shielded || t.kind == behaviour::cleanup_throws ||
+                            t.kind == behaviour::nested_shield;
     if (t.shield_done != (has_shield ? expect_entered : 0)) {
       return fail("task ", i, " (", o, ") finished its shielded cleanup ", t.shield_done.load(), " times");
     }
@@ -344,6 +366,7 @@ std::string check_run(const run_state& s) {
     switch (t.kind) {
       case behaviour::finish:
       case behaviour::shielded:
+      case behaviour::nested_shield:
         fits = o == task_outcome::completed || (stopped && o == task_outcome::cancelled_running);
         break;
       case behaviour::throw_now:
@@ -378,6 +401,13 @@ std::string check_run(const run_state& s) {
     return fail("started() is ", rep.started(), " but ", began_count, " tasks were launched");
   }
   if (s.in_flight.now != 0) return fail(s.in_flight.now.load(), " tasks still in flight");
+  // Nothing of the run holds a task that ended: the callables left are the
+  // report's never-started ones.
+  const long unstarted =
+      static_cast<long>(rep.count(task_outcome::cancelled_queued) + rep.count(task_outcome::not_started));
+  if (s.captured.use_count() != 1 + unstarted) {
+    return fail(s.captured.use_count() - 1, " callables still held, with ", unstarted, " never started");
+  }
   if (s.in_flight.peak > static_cast<int>(s.limit)) {
     return fail("peak concurrency ", s.in_flight.peak.load(), " above the limit ", s.limit);
   }
@@ -434,6 +464,7 @@ std::string run_trial(trial& t, watchdog& dog) {
   t.threads = static_cast<unsigned>(r.between(1, 4));
   const std::size_t run_count = r.chance(4) ? 2 : 1;
   if (r.chance(3) || run_count == 2) t.limiter_permits = r.between(1, 16);
+  if (t.limiter_permits && r.chance(4)) t.limiter_closes_after = r.short_delay(4000);
   for (std::size_t k = 0; k < run_count; ++k) {
     t.runs.push_back(std::make_unique<run_state>());
     plan_run(*t.runs.back(), r);
@@ -447,6 +478,7 @@ std::string run_trial(trial& t, watchdog& dog) {
     run_state& s = *sp;
     s.strand.emplace(asio::make_strand(ctx));
     if (limiter) s.shared_in_flight = &t.limiter_in_flight;
+    s.limiter_may_close = t.limiter_closes_after.has_value();
     std::vector<task> tasks;
     tasks.reserve(s.n);
     for (std::size_t i = 0; i < s.n; ++i) tasks.push_back(make_task({&s, &s.recs[i], i}));
@@ -473,6 +505,11 @@ std::string run_trial(trial& t, watchdog& dog) {
     }
   }
 
+  std::optional<asio::steady_timer> closer;
+  if (t.limiter_closes_after) {
+    closer.emplace(ctx, *t.limiter_closes_after);
+    closer->async_wait([&limiter](boost::system::error_code) { limiter->close(); });
+  }
   std::vector<std::thread> pool;
   std::exception_ptr escaped;
   std::mutex escaped_mutex;
@@ -488,6 +525,7 @@ std::string run_trial(trial& t, watchdog& dog) {
   work();
   for (auto& th : pool) th.join();
   dog.arm(nullptr);
+  closer.reset();
   for (auto& s : t.runs) {  // I/O objects and strands go before their context
     s->timer.reset();
     s->strand.reset();
