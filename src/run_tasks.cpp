@@ -147,6 +147,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   run_engine(const run_engine&) = delete;
   run_engine& operator=(const run_engine&) = delete;
   ~run_engine() {
+    if (stop_signals_) signals_access::forget(stop_signals_, stop_hook_);
     if (running_ > 0) {  // tasks destroyed unfinished (their context went first)
       for (std::size_t k = 0; k < runner_count_; ++k) runners_.first[k].permit.release();
     }
@@ -177,6 +178,16 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     });
   }
 
+  // Stops the run at the first signal of `signals` (at once if it came).
+  static void stop_on(const std::shared_ptr<run_engine>& engine, std::shared_ptr<signals_state> signals) {
+    auto hook = [weak = std::weak_ptr<run_engine>(engine)](int signo) {
+      if (auto e = weak.lock()) request_stop(e, stop_cause::signal, signo);
+    };
+    // Before the hook can run: it may run at once, here.
+    engine->stop_signals_ = signals;
+    engine->stop_hook_ = signals_access::on_first_signal(signals, std::move(hook));
+  }
+
   // Starts what the free slots allow, parks for the rest.
   void fill() {
     while (starting() && next_ < n_ && !free_.empty()) {
@@ -202,7 +213,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   // Stops the starts and cancels the running tasks. After a closed limiter
   // (which only stopped the starts) it still cancels, and its cause wins.
   void stop(stop_cause cause, int signal_number) {
-    if (stopping_) return;
+    if (stopping_ || finished_) return;
     stopping_ = true;
     cause_ = cause;
     signal_ = signal_number;
@@ -367,6 +378,10 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   void maybe_finish() {
     if (finished_ || running_ != 0 || parked_ || (starting() && next_ < n_)) return;
     finished_ = true;
+    if (stop_signals_) {  // nothing left to stop: stop listening
+      signals_access::forget(stop_signals_, stop_hook_);
+      stop_signals_.reset();
+    }
     if (queued_ < n_) outcomes_.set(queued_, task_outcome::cancelled_queued);
     auto report = report_builder::make(std::move(outcomes_), std::move(errors_), cause_, signal_,
                                        std::move(tasks_));
@@ -414,6 +429,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   std::size_t queued_ = static_cast<std::size_t>(-1);
   bool parked_ = false;
   bool headroom_reserved_ = false;
+  std::shared_ptr<signals_state> stop_signals_;  // options_.stop_on's, until the run ends
+  std::uint64_t stop_hook_ = 0;
   bool stopping_ = false;
   bool limiter_closed_ = false;
   bool finished_ = false;
@@ -455,11 +472,14 @@ std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<
     return nullptr;
   }
   auto slot = handler.get_cancellation_slot();
+  std::shared_ptr<signals_state> stop_signals;
+  if (options.stop_on != nullptr) stop_signals = signals_access::state_of(*options.stop_on);
   auto engine = std::make_shared<run_engine>(ex, std::move(tasks), max_concurrent,
                                              std::move(options), std::move(handler), own_handler);
   // The slot belongs to the initiating side: connect it here, before any hop.
   if (slot.is_connected()) slot.template emplace<cancel_run>(cancel_run{engine});
   run_engine::start(engine);
+  if (stop_signals) run_engine::stop_on(engine, std::move(stop_signals));
   return engine;
 }
 
@@ -656,9 +676,11 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
                           true);
   if (engine) {
     // request_stop hops onto the run's strand (on one thread it is there).
-    signals_access::on_first_signal(signals, [weak = std::weak_ptr<run_engine>(engine)](int signo) {
-      if (auto e = weak.lock()) run_engine::request_stop(e, stop_cause::signal, signo);
-    });
+    // The run's own listener goes with this call: nothing to forget.
+    signals_access::on_first_signal(signals_access::state_of(signals),
+                                    [weak = std::weak_ptr<run_engine>(engine)](int signo) {
+                                      if (auto e = weak.lock()) run_engine::request_stop(e, stop_cause::signal, signo);
+                                    });
   } else {
     signals.close();
   }

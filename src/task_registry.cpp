@@ -2,6 +2,7 @@
 
 #include "detail/one_thread.hpp"
 #include "detail/one_thread_check.hpp"
+#include "detail/signals_access.hpp"
 #include "detail/task_frame.hpp"
 #include "detail/waiter_list.hpp"
 
@@ -140,6 +141,9 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   mutable std::mutex mutex;
   bool closed = false;
   stop_cause cause = stop_cause::none;
+  int signal_number = 0;
+  std::shared_ptr<signals_state> stop_signals;  // stop_on's
+  std::uint64_t stop_hook = 0;
   std::uint64_t epoch = 0;      // cancel_all calls so far
   task_id last_id = 0;
   std::size_t admitted = 0;     // between registry_admit and registry_launch
@@ -456,8 +460,44 @@ task_registry::task_registry(asio::any_io_executor ex, std::size_t max_concurren
 }
 
 task_registry::~task_registry() {
+  std::shared_ptr<detail::signals_state> signals;
+  std::uint64_t hook = 0;
+  {
+    std::lock_guard lock(state_->mutex);
+    signals = std::move(state_->stop_signals);
+    hook = state_->stop_hook;
+  }
+  if (signals) detail::signals_access::forget(signals, hook);
   close();
   cancel_all(stop_cause::cancelled);
+}
+
+void task_registry::stop_on(shutdown_signals& signals) {
+  auto state = detail::signals_access::state_of(signals);
+  std::shared_ptr<detail::signals_state> previous;
+  std::uint64_t previous_hook = 0;
+  {
+    std::lock_guard lock(state_->mutex);
+    previous = std::exchange(state_->stop_signals, state);
+    previous_hook = state_->stop_hook;
+    state_->stop_hook = 0;
+  }
+  if (previous) detail::signals_access::forget(previous, previous_hook);
+  auto hook = [weak = std::weak_ptr<detail::registry_state>(state_)](int signo) {
+    auto st = weak.lock();
+    if (!st) return;
+    detail::actions act;
+    {
+      std::lock_guard lock(st->mutex);
+      st->closed = true;
+      if (st->cause == stop_cause::none) st->signal_number = signo;
+      st->cancel_everything(stop_cause::signal, act);
+    }
+    st->perform(act);
+  };
+  std::uint64_t id = detail::signals_access::on_first_signal(state, std::move(hook));
+  std::lock_guard lock(state_->mutex);
+  if (state_->stop_signals == state) state_->stop_hook = id;
 }
 
 task_registry::executor_type task_registry::get_executor() const noexcept { return state_->ex; }
@@ -513,6 +553,7 @@ registry_snapshot task_registry::snapshot() const {
   std::sort(s.running_ids.begin(), s.running_ids.end());
   s.closed = st.closed;
   s.cause = st.cause;
+  s.signal_number = st.cause == stop_cause::signal ? st.signal_number : 0;
   return s;
 }
 

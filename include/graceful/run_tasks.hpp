@@ -44,6 +44,15 @@ struct run_options {
   /// cause stop_cause::limiter_closed (a signal or a cancellation that comes
   /// meanwhile still cancels them, and its cause wins).
   async_semaphore* limiter = nullptr;
+  /// Stops the run at the first signal of this listener (at once if it
+  /// already came), as the blocking run_tasks stops at its own: cause
+  /// stop_cause::signal, report.signal_number() the signal, so that
+  /// exit_code() is 128+n and graceful::exit_process dies by it. For a
+  /// program that runs its own io_context (a server, a run inside a bigger
+  /// program). Must be alive when the run starts; the run then holds its
+  /// state, and stops listening when it completes. Several runs and
+  /// registries may share one listener.
+  shutdown_signals* stop_on = nullptr;
   /// Blocking run_tasks only (async_run_tasks refuses anything but the
   /// default): the signals that stop the run (the first one is the shutdown
   /// request, cause stop_cause::signal) and what repeated ones do.

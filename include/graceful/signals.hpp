@@ -24,10 +24,24 @@ struct signal_policy {
   std::vector<int> signals = default_shutdown_signals();
   /// 0 (default): repeated signals are counted and otherwise ignored, so they
   /// never cut a cleanup short. N >= 2: the Nth signal ends the process at
-  /// once with status 128+signal ("press Ctrl+C three times to kill"),
+  /// once with `_exit(128 + signal)` ("press Ctrl+C three times to kill"),
   /// cleanups or not; each signal before it prints on stderr how many more
-  /// would force the exit. (Signals of one kind sent faster than the process
-  /// handles them merge into one: the kernel queues one of each.)
+  /// would force the exit.
+  ///
+  /// The counting, the lines on stderr and the exit happen in signal context,
+  /// in a handler installed over the signal_set's own (which it then calls),
+  /// with async-signal-safe calls only: the Nth signal works even while every
+  /// thread that runs the context is blocked (a cleanup stuck in a
+  /// synchronous call, a sleep) and nothing else is handled. For the same
+  /// reason the exit flushes no stdio buffer. Each listener counts on its
+  /// own: with several at once (two runs that listen to SIGINT), a signal
+  /// counts for every one that listens to it, and the first to reach its N
+  /// ends the process. At most 64 shutdown_signals with force_exit_after set
+  /// may listen at once in one process. A fork()ed child inherits them, with
+  /// their counts, as it inherits the signal handlers; from then on each
+  /// process counts its own signals. (Signals of one kind sent faster than
+  /// the process handles them merge into one: the kernel keeps one pending
+  /// of each.)
   unsigned force_exit_after = 0;
   /// true (default): while listening, SIGPIPE is ignored (if its action was
   /// the default one), so that a write to a closed pipe (the reader of
@@ -83,7 +97,8 @@ class shutdown_signals {
 
   /// Starts listening now. Throws std::invalid_argument for a policy that
   /// makes no sense (an invalid or uncatchable signal number, no signals with
-  /// force_exit_after set, force_exit_after == 1), and
+  /// force_exit_after set, force_exit_after == 1), std::length_error with
+  /// force_exit_after set if 64 such objects listen already, and
   /// boost::system::system_error if a handler cannot be installed.
   explicit shutdown_signals(asio::any_io_executor ex, signal_policy policy = {});
   shutdown_signals(const shutdown_signals&) = delete;
@@ -118,7 +133,10 @@ class shutdown_signals {
   /// operation_aborted. Idempotent; the destructor calls it.
   void close();
 
-  /// Signals received so far (the first one included).
+  /// Signals received so far (the first one included). With
+  /// force_exit_after set they are counted in signal context, so the count
+  /// is exact even while no thread runs the context; otherwise they are
+  /// counted as the context handles them.
   std::size_t count() const noexcept;
 
   /// The first signal's number; 0 if none came yet.

@@ -3,6 +3,7 @@
 
 #include <graceful/error.hpp>
 #include <graceful/report.hpp>
+#include <graceful/signals.hpp>
 #include <graceful/task.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -55,6 +56,9 @@ struct registry_snapshot {
   bool closed = false;
   /// The cause given to the first cancel_all (none if there was none).
   stop_cause cause = stop_cause::none;
+  /// The signal that stopped the registry (stop_on); 0 unless cause is
+  /// stop_cause::signal.
+  int signal_number = 0;
 
   std::size_t count(task_state s) const noexcept;
   std::size_t count(task_outcome o) const noexcept;
@@ -210,6 +214,13 @@ class task_registry {
   /// Does not close the registry: call close() first so that nothing spawned
   /// meanwhile escapes the shutdown.
   void cancel_all(stop_cause cause = stop_cause::cancelled);
+
+  /// Stops the registry at the first signal of `signals` (at once if it
+  /// already came): close(), then cancel_all(stop_cause::signal), the
+  /// snapshot's signal_number the signal. A server's way to drain on
+  /// SIGTERM and exit by it. The registry holds the listener's state until
+  /// it is destroyed; a later stop_on replaces the earlier one.
+  void stop_on(shutdown_signals& signals);
 
   /// Seals the registry: every later spawn is refused with
   /// graceful::error::registry_closed. Tasks already in go on. Idempotent.

@@ -11,14 +11,27 @@
 //                                they report on stderr too
 //   signal_child pid1            prints its pid, then two tasks (run it as PID 1)
 //   signal_child concurrent      two run_tasks at once, on two threads
+//   signal_child async_stop_on   an async run and a registry on a context of the
+//                                program's own, stopped by one shutdown_signals
 //   signal_child fork            a run, then a fork: the child's run waits for
 //                                SIGTERM while the parent's waits for SIGCHLD
+//   signal_child blocked_cleanup force_exit_after = 3; the task's cleanup
+//                                blocks the only thread for 30 s
+//   signal_child blocked_twice   two such runs at once, on two threads, with
+//                                force_exit_after = 3 and 4
+//   signal_child bounded         64 shutdown_signals with force_exit_after at once:
+//                                a 65th is refused until one of them closes
+//   signal_child outlived        a plain asio::signal_set holds SIGINT through a
+//                                run with force_exit_after = 3: afterwards the
+//                                set's action is back and the set gets SIGINT
 #include <graceful/graceful.hpp>
 
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +39,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 #include <string_view>
@@ -107,10 +121,60 @@ std::vector<task> cancelled_tasks(std::size_t n, std::size_t odd_one, quirk q, q
   return v;
 }
 
+// Waits until cancelled, then blocks its thread, as a cleanup that does a
+// synchronous flush to a stuck peer would: only a signal handled in signal
+// context can still end the process.
+asio::awaitable<void> blocking_cleanup_task() {
+  say("Task started.");
+  try {
+    co_await sleep_for(1h);
+  } catch (...) {
+    say("Blocking the thread.");
+    std::this_thread::sleep_for(30s);
+    say("Unblocked.");
+    throw;
+  }
+}
+
+graceful::run_report blocked_run(unsigned force_exit_after) {
+  graceful::run_options o;
+  o.signals.force_exit_after = force_exit_after;
+  return graceful::run_tasks(std::vector<task>{blocking_cleanup_task}, 1, o);
+}
+
+// A program with an io_context of its own (a server): an async run and a
+// registry stopped by one shutdown_signals; it then exits by the signal.
+int async_stop_on() {
+  asio::io_context ctx;
+  graceful::shutdown_signals signals(ctx.get_executor());
+  graceful::run_options options;
+  options.stop_on = &signals;
+  graceful::run_report report;
+  graceful::task_registry registry(ctx.get_executor());
+  registry.stop_on(signals);
+  for (int i = 0; i < 2; ++i) registry.spawn([] { return cancelled_task(quirk::none); });
+  graceful::async_run_tasks(ctx.get_executor(), cancelled_tasks(5, 0, quirk::none), 2, options,
+                            [&](boost::system::error_code, graceful::run_report r) {
+                              report = std::move(r);
+                              registry.async_join([&](boost::system::error_code) {
+                                signals.close();  // nothing left to stop: let the context run out
+                              });
+                            });
+  ctx.run();
+  print_report("run", report);
+  auto snap = registry.snapshot();
+  std::printf("registry: cause=%d signal=%d cancelled_running=%zu closed=%d\n",
+              static_cast<int>(snap.cause), snap.signal_number, snap.cancelled_running,
+              static_cast<int>(snap.closed));
+  std::fflush(stdout);
+  graceful::exit_process(report);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string_view mode = argc > 1 ? argv[1] : "";
+  if (mode == "async_stop_on") return async_stop_on();
   if (mode == "twice") {
     auto first = graceful::run_tasks(sleepers(2, 1h), 2);
     print_report("first", first);
@@ -182,6 +246,65 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     return 0;
   }
-  std::fprintf(stderr, "usage: signal_child twice|restored|cleanup_throws|stubborn|epipe|pid1|concurrent|fork\n");
+  if (mode == "blocked_cleanup") {
+    auto r = blocked_run(3);
+    print_report("report", r);
+    return 0;  // not reached: the third SIGINT ends the process
+  }
+  if (mode == "blocked_twice") {
+    std::thread other([] { blocked_run(4); });
+    blocked_run(3);
+    other.join();
+    return 0;  // not reached
+  }
+  if (mode == "bounded") {
+    asio::io_context ctx;
+    graceful::signal_policy p;
+    p.force_exit_after = 3;
+    std::vector<std::unique_ptr<graceful::shutdown_signals>> held;
+    for (int i = 0; i < 64; ++i) {
+      held.push_back(std::make_unique<graceful::shutdown_signals>(ctx.get_executor(), p));
+    }
+    try {
+      graceful::shutdown_signals one_too_many(ctx.get_executor(), p);
+      say("65th accepted");
+    } catch (const std::length_error& e) {
+      std::printf("65th refused: %s\n", e.what());
+    }
+    held[10]->close();
+    graceful::shutdown_signals after_close(ctx.get_executor(), p);
+    say("accepted after a close");
+    after_close.close();
+    held.clear();
+    struct sigaction now {};
+    ::sigaction(SIGINT, nullptr, &now);
+    std::printf("SIGINT default again: %d\n", now.sa_handler == SIG_DFL ? 1 : 0);
+    say("ready.");
+    ::pause();  // the default action ends the process here
+    return 3;
+  }
+  if (mode == "outlived") {
+    asio::io_context plain_ctx;
+    asio::signal_set plain(plain_ctx, SIGINT);
+    struct sigaction before {};
+    ::sigaction(SIGINT, nullptr, &before);
+    graceful::run_options o;
+    o.signals.force_exit_after = 3;
+    auto r = graceful::run_tasks(sleepers(1, 1ms), 1, o);
+    print_report("run", r);
+    struct sigaction after {};
+    ::sigaction(SIGINT, nullptr, &after);
+    std::printf("action restored: %d\n",
+                before.sa_handler == after.sa_handler && before.sa_flags == after.sa_flags ? 1 : 0);
+    say("returned.");
+    int got = 0;
+    plain.async_wait([&got](boost::system::error_code ec, int signo) { got = ec ? -1 : signo; });
+    plain_ctx.run();
+    std::printf("plain set got %d\n", got);
+    return 0;
+  }
+  std::fprintf(stderr,
+               "usage: signal_child twice|restored|cleanup_throws|stubborn|epipe|pid1|concurrent|fork|"
+               "blocked_cleanup|blocked_twice|bounded|outlived\n");
   return 2;
 }

@@ -56,10 +56,12 @@ class Child:
             self.queue.put(line.rstrip("\n"))
         self.queue.put(None)
 
-    def wait_for(self, line, count):
-        """Blocks until `line` was printed `count` times (all lines are kept)."""
+    def wait_for(self, line, count, within=None):
+        """Blocks until `line` was printed `count` times (all lines are kept),
+        for at most `within` seconds from now if given."""
+        limit = DEADLINE if within is None else min(DEADLINE, time.monotonic() - self.start + within)
         while self.lines.count(line) < count:
-            remaining = DEADLINE - (time.monotonic() - self.start)
+            remaining = limit - (time.monotonic() - self.start)
             try:
                 got = self.queue.get(timeout=max(remaining, 0.01))
             except queue.Empty:
@@ -366,6 +368,19 @@ def concurrent_runs(exe):
         check(line in c.lines, f"missing {line!r}")
 
 
+def async_stop_on(exe):
+    # exe: signal_child. An async run (limit 2) and a registry (2 tasks) on the
+    # program's own io_context, both stopped by one shutdown_signals: SIGTERM
+    # stops both with the signal as cause, and the program dies by it.
+    c = Child(exe, "async_stop_on")
+    c.wait_for(STARTED, 4)
+    t = c.signal(signal.SIGTERM)
+    expect(c, 4, 0, 4, signal.SIGTERM, within=1.5, t_signal=t)
+    for line in [f"run: cause=1 signal={int(signal.SIGTERM)} cancelled_running=2 completed=0 failed=0",
+                 f"registry: cause=1 signal={int(signal.SIGTERM)} cancelled_running=2 closed=1"]:
+        check(line in c.lines, f"missing {line!r}; got {c.lines}")
+
+
 def fork_after_a_run(exe):
     # exe: signal_child. The parent ran run_tasks once (its thread keeps that
     # io_context), then forked: the child's run must get the SIGTERM sent to
@@ -384,11 +399,90 @@ def fork_after_a_run(exe):
         check(line in c.lines, f"missing {line!r}")
 
 
+def forced_exit_while_blocked(c, thresholds):
+    """The run(s) of `c` (one per force_exit_after in `thresholds`) block
+    their threads in cleanups after the first SIGINT: the following ones are
+    acknowledged and the third ends the process, all in signal context."""
+    def progress(k, n):
+        return f"graceful: signal 2 received ({k} of {n}): shutting down; {n - k} more to force exit"
+    runs = len(thresholds)
+    c.wait_for(STARTED, runs)
+    c.signal(signal.SIGINT)
+    c.wait_for("Blocking the thread.", runs)
+    for n in thresholds:
+        c.wait_for(progress(1, n), 1)
+    # Nothing runs the event loop now. Each SIGINT is sent once the previous
+    # one was acknowledged: two pending at once merge into one.
+    c.signal(signal.SIGINT)
+    for n in thresholds:
+        c.wait_for(progress(2, n), 1, within=2.0)
+    t = c.signal(signal.SIGINT)
+    try:
+        c.proc.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        pass
+    check(c.proc.poll() is not None, f"still running 1 s after the third SIGINT; output {c.lines}")
+    rc, t_exit = c.finish()
+    print(f"lines: {c.lines}; returncode={rc}; third signal to exit: {(t_exit - t) * 1000:.0f} ms")
+    check(rc == 130, f"expected exit status 130 (an exit, not a death by SIGINT), got {rc}")
+    check("graceful: signal 2 received 3 times, exiting now" in c.lines, "no 'exiting now' line")
+    check("Unblocked." not in c.lines, "a blocked cleanup ran to its end")
+    check(not any(line.startswith("report:") for line in c.lines), "the run returned")
+
+
+def blocked_cleanup(exe):
+    # exe: signal_child. force_exit_after = 3 and a cleanup that blocks the
+    # only thread that runs the context for 30 s.
+    forced_exit_while_blocked(Child(exe, "blocked_cleanup", merge_stderr=True), [3])
+
+
+def blocked_cleanups_two_runs(exe):
+    # exe: signal_child. Two runs on two threads, force_exit_after = 3 and 4,
+    # both blocked: each counts every SIGINT; the third ends the process.
+    forced_exit_while_blocked(Child(exe, "blocked_twice", merge_stderr=True), [3, 4])
+
+
+def sigint_once_ready(exe, mode, ready):
+    """Starts signal_child `mode`, sends one SIGINT once it printed `ready`;
+    returns the child and its return code."""
+    c = Child(exe, mode)
+    c.wait_for(ready, 1)
+    c.signal(signal.SIGINT)
+    rc, _ = c.finish()
+    print(f"lines: {c.lines}; returncode={rc}")
+    if c.stderr:
+        print("stderr:", c.stderr.strip())
+    return c, rc
+
+
+def force_exit_bounded(exe):
+    # exe: signal_child. At most 64 listeners with force_exit_after at once;
+    # once they are gone SIGINT has its default action again.
+    c, rc = sigint_once_ready(exe, "bounded", "ready.")
+    check(any(line.startswith("65th refused: ") and "64" in line for line in c.lines),
+          "the 65th listener was not refused with the limit named")
+    for line in ["accepted after a close", "SIGINT default again: 1"]:
+        check(line in c.lines, f"missing {line!r}")
+    check(rc == -signal.SIGINT, f"expected death by SIGINT, got {rc}")
+
+
+def force_exit_outlived(exe):
+    # exe: signal_child. A plain asio::signal_set holds SIGINT through a run
+    # with force_exit_after = 3: once the run is over, the set's own action is
+    # back and it gets the next SIGINT, which graceful no longer counts.
+    c, rc = sigint_once_ready(exe, "outlived", "returned.")
+    check(rc == 0, f"expected exit status 0, got {rc}")
+    for line in ["action restored: 1", f"plain set got {int(signal.SIGINT)}"]:
+        check(line in c.lines, f"missing {line!r}")
+    check("graceful:" not in c.stderr, "graceful still counted the signal")
+
+
 SCENARIOS = {f.__name__: f for f in [
+    blocked_cleanup, blocked_cleanups_two_runs, force_exit_bounded, force_exit_outlived,
     fork_after_a_run,
     signal_storm, signals_during_startup, ignored_at_start, sigterm_then_sigint, cleanup_throws,
     stubborn_task,
-    closed_stdout, pid_one, concurrent_runs,
+    closed_stdout, pid_one, concurrent_runs, async_stop_on,
     interrupt_all_slots_busy, interrupt_with_tasks_queued, interrupt_during_cleanup,
     rapid_repeated_interrupts, interrupt_before_any_task_starts, sigterm, many_tasks,
     no_signal, force_exit_after_three, run_twice, default_action_restored, report_after_sigterm]}
