@@ -354,6 +354,12 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
       outcomes_.set(r.index, outcome);
     }
     semaphore_permit permit = std::move(r.permit);
+    if (limiter_ && !limiter_.is_open()) {  // no hand-over past a close
+      permit.release();
+      limiter_closed();
+      maybe_finish();
+      return;
+    }
     if (limiter_ && limiter_.waiting() > 0) {
       // A shared limiter is FIFO across its users: queue up again rather than
       // hand the permit to our own next task ahead of older waiters. Only by

@@ -715,6 +715,27 @@ BOOST_DATA_TEST_CASE(a_cancel_after_the_limiter_closed_still_cancels_the_running
   run_while_the_limiter_goes(hint, [](auto& limiter) { limiter->close(); }, true);
 }
 
+// Limit 1: no acquire is parked, the ending task hands its permit to the
+// next one; after a close it must not.
+BOOST_DATA_TEST_CASE(a_limiter_closed_while_every_runner_is_busy_hands_no_permit_on, context_hints,
+                     hint) {
+  asio::io_context ctx(hint);
+  graceful::async_semaphore limiter(ctx.get_executor(), 1);
+  probe p;
+  p.on_start = [&] { asio::post(ctx, [&] { limiter.close(); }); };
+  graceful::run_options options;
+  options.limiter = &limiter;
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 3, 10ms), 1, options, res.handler());
+  ctx.run();
+  BOOST_TEST(p.started.load() == 1);
+  BOOST_TEST(res.report.outcome(0) == task_outcome::completed);
+  BOOST_TEST(res.report.outcome(1) == task_outcome::cancelled_queued);
+  BOOST_TEST(res.report.outcome(2) == task_outcome::not_started);
+  BOOST_TEST(res.report.cause() == stop_cause::limiter_closed);
+  BOOST_TEST(limiter.available() == 1u);
+}
+
 BOOST_DATA_TEST_CASE(a_run_on_a_limiter_closed_before_it_starts_nothing, context_hints, hint) {
   asio::io_context ctx(hint);
   graceful::async_semaphore limiter(ctx.get_executor(), 2);
