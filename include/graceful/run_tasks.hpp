@@ -97,10 +97,10 @@ struct task_list final : task_list_base {
   // whose captures do move (shared_ptr, sockets, containers, std::function).
   void release(std::size_t i) noexcept override {
     if constexpr (std::is_nothrow_move_constructible_v<Task>) {
-      Task gone(std::move(list[i]));
+      [[maybe_unused]] Task gone(std::move(list[i]));
     } else {
       try {
-        Task gone(std::move(list[i]));
+        [[maybe_unused]] Task gone(std::move(list[i]));
       } catch (...) {  // kept until the report goes
       }
     }
