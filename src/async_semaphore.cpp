@@ -1,6 +1,7 @@
 #include <graceful/async_semaphore.hpp>
 
 #include "detail/cancellation.hpp"
+#include "detail/handler_work.hpp"
 #include "detail/limiter_ref.hpp"
 
 #include <boost/asio/any_completion_executor.hpp>
@@ -199,19 +200,24 @@ void async_acquire_erased(const std::shared_ptr<semaphore_state>& state, acquire
     state->complete(std::move(handler), {}, semaphore_state::permit_for(state));
     return;
   }
-  state->waiting.fetch_add(1);
+  // What can throw (allocations) comes before the waiter is counted, or is
+  // undone: a failed acquire throws out of async_acquire and leaves nothing.
   auto w = std::make_shared<waiter>();
-  w->work = asio::prefer(asio::get_associated_executor(handler, state->ex),
-                         asio::execution::outstanding_work.tracked);
+  w->work = tracked_work(handler, state->ex);
   // The slot belongs to the initiating side: connect it here, not on the strand.
   auto slot = handler.get_cancellation_slot();
-  w->handler.swap(handler);
   if (slot.is_connected()) {
     slot.template emplace<cancel_waiter>(cancel_waiter{state, w});
   }
-  asio::dispatch(state->strand, [state, w = std::move(w)]() mutable {
-    state->enqueue(std::move(w));
-  });
+  w->handler.swap(handler);
+  state->waiting.fetch_add(1);
+  try {
+    asio::dispatch(state->strand, [state, w]() mutable { state->enqueue(std::move(w)); });
+  } catch (...) {
+    state->waiting.fetch_sub(1);
+    if (slot.is_connected()) slot.clear();
+    throw;
+  }
 }
 
 namespace {

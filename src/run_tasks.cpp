@@ -3,6 +3,7 @@
 #include <graceful/signals.hpp>
 
 #include "detail/cancellation.hpp"
+#include "detail/handler_work.hpp"
 #include "detail/block_cache.hpp"
 #include "detail/limiter_ref.hpp"
 #include "detail/one_thread.hpp"
@@ -128,8 +129,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         options_(options),
         limiter_(options_.limiter),
         handler_(std::move(handler)),
-        work_(asio::prefer(asio::get_associated_executor(handler_, ex_),
-                           asio::execution::outstanding_work.tracked)),
+        work_(tracked_work(handler_, ex_)),
         task_work_(asio::prefer(ex_, asio::execution::outstanding_work.tracked)),
         outcomes_(n_),
         runner_count_(std::min(n_, limit)),
@@ -147,7 +147,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   run_engine(const run_engine&) = delete;
   run_engine& operator=(const run_engine&) = delete;
   ~run_engine() {
-    if (stop_signals_) signals_access::forget(stop_signals_, stop_hook_);
+    signals_access::forget(stop_signals_, this);
     if (running_ > 0) {  // tasks destroyed unfinished (their context went first)
       for (std::size_t k = 0; k < runner_count_; ++k) runners_.first[k].permit.release();
     }
@@ -179,13 +179,15 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   }
 
   // Stops the run at the first signal of `signals` (at once if it came).
-  static void stop_on(const std::shared_ptr<run_engine>& engine, std::shared_ptr<signals_state> signals) {
-    auto hook = [weak = std::weak_ptr<run_engine>(engine)](int signo) {
-      if (auto e = weak.lock()) request_stop(e, stop_cause::signal, signo);
-    };
-    // Before the hook can run: it may run at once, here.
+  // Before start(): the stop then comes before any task could start, and
+  // nothing else touches stop_signals_ until the run is on its strand.
+  static void stop_on(const std::shared_ptr<run_engine>& engine,
+                      const std::shared_ptr<signals_state>& signals) {
     engine->stop_signals_ = signals;
-    engine->stop_hook_ = signals_access::on_first_signal(signals, std::move(hook));
+    signals_access::on_first_signal(signals, engine.get(),
+                                    [weak = std::weak_ptr<run_engine>(engine)](int signo) {
+                                      if (auto e = weak.lock()) request_stop(e, stop_cause::signal, signo);
+                                    });
   }
 
   // Starts what the free slots allow, parks for the rest.
@@ -384,10 +386,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   void maybe_finish() {
     if (finished_ || running_ != 0 || parked_ || (starting() && next_ < n_)) return;
     finished_ = true;
-    if (stop_signals_) {  // nothing left to stop: stop listening
-      signals_access::forget(stop_signals_, stop_hook_);
-      stop_signals_.reset();
-    }
+    signals_access::forget(stop_signals_, this);  // nothing left to stop: stop listening
+    stop_signals_.reset();
     if (queued_ < n_) outcomes_.set(queued_, task_outcome::cancelled_queued);
     auto report = report_builder::make(std::move(outcomes_), std::move(errors_), cause_, signal_,
                                        std::move(tasks_));
@@ -435,8 +435,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   std::size_t queued_ = static_cast<std::size_t>(-1);
   bool parked_ = false;
   bool headroom_reserved_ = false;
-  std::shared_ptr<signals_state> stop_signals_;  // options_.stop_on's, until the run ends
-  std::uint64_t stop_hook_ = 0;
+  std::weak_ptr<signals_state> stop_signals_;  // options_.stop_on's, until the run ends
   bool stopping_ = false;
   bool limiter_closed_ = false;
   bool finished_ = false;
@@ -484,8 +483,8 @@ std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<
                                              std::move(options), std::move(handler), own_handler);
   // The slot belongs to the initiating side: connect it here, before any hop.
   if (slot.is_connected()) slot.template emplace<cancel_run>(cancel_run{engine});
+  if (stop_signals) run_engine::stop_on(engine, stop_signals);
   run_engine::start(engine);
-  if (stop_signals) run_engine::stop_on(engine, std::move(stop_signals));
   return engine;
 }
 
@@ -683,7 +682,7 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
   if (engine) {
     // request_stop hops onto the run's strand (on one thread it is there).
     // The run's own listener goes with this call: nothing to forget.
-    signals_access::on_first_signal(signals_access::state_of(signals),
+    signals_access::on_first_signal(signals_access::state_of(signals), nullptr,
                                     [weak = std::weak_ptr<run_engine>(engine)](int signo) {
                                       if (auto e = weak.lock()) run_engine::request_stop(e, stop_cause::signal, signo);
                                     });

@@ -25,9 +25,10 @@ const relay_ref* relay_of(const asio::any_io_executor& ex) noexcept {
 }  // namespace
 
 // On the task's strand: the coroutine that awaits the shield runs there.
-shield_scope::shield_scope(const asio::any_io_executor& ex) noexcept {
+shield_scope::shield_scope(const asio::any_io_executor& ex, const asio::cancellation_slot& slot) noexcept {
   const relay_ref* ref = relay_of(ex);
   if (ref == nullptr || !ref->current() || !ref->relay->live) return;
+  if (!slot.is_connected() || ref->relay->task_slot != slot) return;  // not the task's own coroutine
   ++ref->relay->shields;
   relay_ = ref->relay;
   generation_ = ref->generation;

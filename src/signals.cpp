@@ -267,11 +267,10 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
   // See signals_access: run once, by the first signal (or at once when it
   // already came), unless forgotten before.
   struct hook {
-    std::uint64_t id;
+    const void* key;
     std::function<void(int)> fn;
   };
   std::vector<hook> first_signal_hooks;
-  std::uint64_t last_hook_id = 0;
   bool stopped = false;  // destroyed: no more waits
   bool holds_sigpipe = false;
 
@@ -342,28 +341,24 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
   }
 };
 
-std::uint64_t signals_access::on_first_signal(const std::shared_ptr<signals_state>& state,
-                                              std::function<void(int)> hook) {
+void signals_access::on_first_signal(const std::shared_ptr<signals_state>& state, const void* key,
+                                     std::function<void(int)> hook) {
   int first = 0;
-  std::uint64_t id = 0;
   {
     std::lock_guard lock(state->mutex);
     first = state->first.load();
-    if (first == 0) {
-      id = ++state->last_hook_id;
-      state->first_signal_hooks.push_back({id, std::move(hook)});
-    }
+    if (first == 0) state->first_signal_hooks.push_back({key, std::move(hook)});
   }
   if (first != 0) hook(first);
-  return id;
 }
 
-void signals_access::forget(const std::shared_ptr<signals_state>& state, std::uint64_t id) noexcept {
-  if (id == 0) return;
+void signals_access::forget(const std::weak_ptr<signals_state>& weak, const void* key) noexcept {
+  auto state = weak.lock();
+  if (!state) return;
   std::function<void(int)> gone;  // destroyed outside the lock
   std::lock_guard lock(state->mutex);
   auto& hooks = state->first_signal_hooks;
-  auto it = std::find_if(hooks.begin(), hooks.end(), [id](const auto& h) { return h.id == id; });
+  auto it = std::find_if(hooks.begin(), hooks.end(), [key](const auto& h) { return h.key == key; });
   if (it == hooks.end()) return;
   gone = std::move(it->fn);
   hooks.erase(it);

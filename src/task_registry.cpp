@@ -142,8 +142,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   bool closed = false;
   stop_cause cause = stop_cause::none;
   int signal_number = 0;
-  std::shared_ptr<signals_state> stop_signals;  // stop_on's
-  std::uint64_t stop_hook = 0;
+  std::weak_ptr<signals_state> stop_signals;  // stop_on's (the hook's key: this)
   std::uint64_t epoch = 0;      // cancel_all calls so far
   task_id last_id = 0;
   std::size_t admitted = 0;     // between registry_admit and registry_launch
@@ -396,16 +395,18 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
   }
   node->task = std::move(task);
   bool starts = false;
+  std::exception_ptr failed;  // taking it in threw: undone, the joins go out, then rethrown
   {
     std::lock_guard lock(state->mutex);
     try {
       state->take_in(node);
     } catch (...) {
+      failed = std::current_exception();
+    }
+    if (failed) {
       retract_locked(*state, act);
       act.released.push_back(std::move(node->task));  // destroyed after the unlock
-      throw;
-    }
-    if (a.epoch != state->epoch) {
+    } else if (a.epoch != state->epoch) {
       // A cancel_all ran between admission and now: it covers this task too.
       --state->admitted;
       state->finish(*node, task_outcome::not_started, act);
@@ -418,15 +419,22 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
       try {
         state->waiting.push_back(node);
       } catch (...) {
+        failed = std::current_exception();
+      }
+      if (failed) {
         state->let_go(*node);
         retract_locked(*state, act);
         act.released.push_back(std::move(node->task));
-        throw;
+      } else {
+        --state->admitted;
+        node->state = task_state::queued;
+        ++state->queued;
       }
-      --state->admitted;
-      node->state = task_state::queued;
-      ++state->queued;
     }
+  }
+  if (failed) {
+    state->perform(act);  // a join that waited only for this task completes
+    std::rethrow_exception(failed);
   }
   try {
     state->perform(act);
@@ -460,29 +468,24 @@ task_registry::task_registry(asio::any_io_executor ex, std::size_t max_concurren
 }
 
 task_registry::~task_registry() {
-  std::shared_ptr<detail::signals_state> signals;
-  std::uint64_t hook = 0;
+  std::weak_ptr<detail::signals_state> signals;
   {
     std::lock_guard lock(state_->mutex);
     signals = std::move(state_->stop_signals);
-    hook = state_->stop_hook;
   }
-  if (signals) detail::signals_access::forget(signals, hook);
+  detail::signals_access::forget(signals, state_.get());
   close();
   cancel_all(stop_cause::cancelled);
 }
 
 void task_registry::stop_on(shutdown_signals& signals) {
   auto state = detail::signals_access::state_of(signals);
-  std::shared_ptr<detail::signals_state> previous;
-  std::uint64_t previous_hook = 0;
+  std::weak_ptr<detail::signals_state> previous;
   {
     std::lock_guard lock(state_->mutex);
     previous = std::exchange(state_->stop_signals, state);
-    previous_hook = state_->stop_hook;
-    state_->stop_hook = 0;
   }
-  if (previous) detail::signals_access::forget(previous, previous_hook);
+  detail::signals_access::forget(previous, state_.get());
   auto hook = [weak = std::weak_ptr<detail::registry_state>(state_)](int signo) {
     auto st = weak.lock();
     if (!st) return;
@@ -495,9 +498,7 @@ void task_registry::stop_on(shutdown_signals& signals) {
     }
     st->perform(act);
   };
-  std::uint64_t id = detail::signals_access::on_first_signal(state, std::move(hook));
-  std::lock_guard lock(state_->mutex);
-  if (state_->stop_signals == state) state_->stop_hook = id;
+  detail::signals_access::on_first_signal(state, state_.get(), std::move(hook));
 }
 
 task_registry::executor_type task_registry::get_executor() const noexcept { return state_->ex; }

@@ -83,7 +83,22 @@ struct task_list_base : task_source {
 
 template <class Task>
 struct task_list final : task_list_base {
-  explicit task_list(std::vector<Task> t) : list(std::move(t)) { tasks = &list; }
+  explicit task_list(std::vector<Task> t) : released(t.size()) {
+    ::new (static_cast<void*>(&list)) std::vector<Task>(std::move(t));
+    tasks = &list;
+  }
+  task_list(const task_list&) = delete;
+  task_list& operator=(const task_list&) = delete;
+  // The callables still there, then the vector's buffer: the vector's own
+  // destructor never runs (it would destroy the released ones again). The
+  // buffer came from std::allocator<Task>, capacity() elements of it.
+  ~task_list() override {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (!released[i]) std::destroy_at(&list[i]);
+    }
+    if (list.data() != nullptr) std::allocator<Task>().deallocate(list.data(), list.capacity());
+  }
+
   std::size_t size() const noexcept override { return list.size(); }
   const std::type_info& task_type() const noexcept override { return typeid(Task); }
   std::size_t first_null() const noexcept override {
@@ -92,21 +107,16 @@ struct task_list final : task_list_base {
     return i;
   }
   asio::awaitable<void> make(std::size_t i) override { return std::invoke(list[i]); }
-  // Moved out and destroyed: the list keeps the moved-from callable (its
-  // slot cannot be destroyed alone), which owns nothing for the callables
-  // whose captures do move (shared_ptr, sockets, containers, std::function).
+  // Destroyed in place, whatever its captures (const ones included).
   void release(std::size_t i) noexcept override {
-    if constexpr (std::is_nothrow_move_constructible_v<Task>) {
-      [[maybe_unused]] Task gone(std::move(list[i]));
-    } else {
-      try {
-        [[maybe_unused]] Task gone(std::move(list[i]));
-      } catch (...) {  // kept until the report goes
-      }
-    }
+    std::destroy_at(&list[i]);
+    released[i] = true;
   }
 
-  std::vector<Task> list;
+  union {
+    std::vector<Task> list;  // its elements live unless released
+  };
+  std::vector<bool> released;
 };
 
 using run_signature = void(boost::system::error_code, run_report);

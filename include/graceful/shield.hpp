@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -21,13 +22,16 @@ namespace asio = boost::asio;
 
 namespace detail {
 
-// A shielded step of a task run by graceful: while one runs, the task's
-// cancellation is held back (nothing is emitted into its coroutine), and the
-// first step after the last one ends delivers it. Empty when `ex` is not the
-// executor of a running graceful task.
+// A shielded step of a task run by graceful, awaited by the task's own
+// coroutine: while one runs, the task's cancellation is held back (nothing is
+// emitted into its coroutine), and the first step after the last one ends
+// delivers it. Empty anywhere else: another executor, a task that ended, or
+// another coroutine on the task's executor (a helper it spawned, or the task
+// itself after a reset_cancellation_state of its own).
 class shield_scope {
  public:
-  explicit shield_scope(const asio::any_io_executor& ex) noexcept;
+  // `slot`: the awaiting coroutine's (its cancellation state's).
+  shield_scope(const asio::any_io_executor& ex, const asio::cancellation_slot& slot) noexcept;
   shield_scope(const shield_scope&) = delete;
   shield_scope& operator=(const shield_scope&) = delete;
   ~shield_scope();
@@ -70,15 +74,16 @@ asio::awaitable<T, Executor> run_unconnected(asio::awaitable<T, Executor> op) {
 /// once it ends. `shield` returns what `op` returns and rethrows what `op`
 /// throws; it never throws because the awaiting coroutine was cancelled.
 ///
-/// - Inside a task run by graceful (async_run_tasks, run_tasks,
+/// - In the coroutine of a task run by graceful (async_run_tasks, run_tasks,
 ///   task_registry), `op` runs inline in the task's own thread of execution:
 ///   no co_spawn, no strand, no timer; the only allocations are `op`'s
 ///   coroutine frame and shield's own. The task's cancellation is held back
-///   while it runs (on the task's executor, whichever of its coroutines the
-///   shield is in) and delivered to whatever the task awaits next.
-/// - Anywhere else, `op` runs as a thread of execution of its own (a
-///   co_spawn on the awaiting coroutine's executor) whose cancellation slot
-///   is connected to nothing, and the awaiting coroutine waits for it.
+///   while it runs and delivered to whatever the task awaits next.
+/// - Anywhere else (a coroutine you co_spawn, a helper the task spawns, a
+///   task that replaced its cancellation state with reset_cancellation_state),
+///   `op` runs as a thread of execution of its own (a co_spawn on the awaiting
+///   coroutine's executor) whose cancellation slot is connected to nothing,
+///   and the awaiting coroutine waits for it: only `op` is shielded.
 ///
 /// The pattern for an awaited cleanup (`co_await` is not allowed inside a
 /// `catch` block, so capture the exception, await the cleanup, rethrow):
@@ -98,7 +103,8 @@ asio::awaitable<T, Executor> run_unconnected(asio::awaitable<T, Executor> op) {
 template <class T, class Executor>
 asio::awaitable<T, Executor> shield(asio::awaitable<T, Executor> op) {
   if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
-    detail::shield_scope scope(co_await asio::this_coro::executor);
+    asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    detail::shield_scope scope(co_await asio::this_coro::executor, state.slot());
     if (scope) co_return co_await std::move(op);
   }
   co_return co_await detail::run_unconnected(std::move(op));

@@ -56,6 +56,11 @@ struct cancel_relay {
   std::uint32_t shields = 0;  // shielded steps running (graceful::shield): while
                               // any runs, nothing is emitted; the next step after
                               // the last one re-delivers
+  // The cancellation slot that the task's own coroutine thread hands to what
+  // it awaits (its cancellation state's): a shield awaited there holds the
+  // task's cancellation back; one in another coroutine (a helper the task
+  // spawned) does not touch it.
+  asio::cancellation_slot task_slot;
   cancel_relay* next_free = nullptr;  // the pool's
   one_thread_check* check = nullptr;  // the one-thread path's, with GRACEFUL_CHECKS
 
@@ -107,6 +112,7 @@ inline relay_ref cancel_relay::begin() noexcept {
   requested = false;
   delivering = false;
   shields = 0;
+  task_slot = {};
   std::uint64_t g = generation.load(std::memory_order_relaxed) + 1;
   generation.store(g, std::memory_order_release);
   return {this, g};

@@ -18,11 +18,14 @@ class signals_access {
   // type-erased handler between the signal and the stop (an async_wait
   // handler's first run through those layers cost 11-15 us of a small run,
   // all of it cold code). At once, here, if the first signal already came.
-  // Returns the hook's id, for forget(); 0 if it ran at once.
-  static std::uint64_t on_first_signal(const std::shared_ptr<signals_state>& state,
-                                       std::function<void(int)> hook);
-  // The hook `id` will not run (if it has not yet): whoever added it is gone.
-  static void forget(const std::shared_ptr<signals_state>& state, std::uint64_t id) noexcept;
+  // `key` names the hook for forget() (the address of whoever added it).
+  static void on_first_signal(const std::shared_ptr<signals_state>& state, const void* key,
+                              std::function<void(int)> hook);
+  // The hook of `key` will not run (if it has not yet): whoever added it is
+  // going. Holders keep the listener's state weakly: it owns a signal_set,
+  // which must go before its io_context, and so before the listener's user
+  // destroys that context (a run or a registry may outlive both).
+  static void forget(const std::weak_ptr<signals_state>& state, const void* key) noexcept;
   static std::shared_ptr<signals_state> state_of(const shutdown_signals& s);
 };
 

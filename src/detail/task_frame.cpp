@@ -6,8 +6,10 @@
 
 namespace graceful::detail {
 
-boost::asio::awaitable<task_end> run_task_frame(boost::asio::awaitable<void> task) {
+boost::asio::awaitable<task_end> run_task_frame(boost::asio::awaitable<void> task, relay_ref relay) {
   co_await boost::asio::this_coro::throw_if_cancelled(false);
+  boost::asio::cancellation_state state = co_await boost::asio::this_coro::cancellation_state;
+  if (relay.current()) relay.relay->task_slot = state.slot();
   task_end end;
   try {
     co_await std::move(task);

@@ -98,9 +98,10 @@ void spawn_task(const Serial& strand, relay_ref relay, boost::asio::awaitable<vo
                 OnEnd on_end) {
   boost::asio::any_io_executor ex(relay_executor(strand, relay));
   boost::asio::cancellation_slot slot = relay.relay->signal.slot();
+  boost::asio::cancellation_state state(slot);
+  relay.relay->task_slot = state.slot();
   boost::asio::detail::awaitable_thread<boost::asio::any_io_executor> thread(
-      task_entry_point(std::move(task), relay.relay, std::move(on_end)), ex, slot,
-      boost::asio::cancellation_state(slot));
+      task_entry_point(std::move(task), relay.relay, std::move(on_end)), ex, slot, state);
   thread.throw_if_cancelled(false);
   thread.launch();
   // The first step ran inline, not through the relay executor: a cancel it
@@ -114,7 +115,7 @@ void spawn_task(const Serial& strand, relay_ref relay, boost::asio::awaitable<vo
 // awaitable thread, the task's own frames included, so that a cancelled task
 // can still co_await its shielded cleanup; the exception is classified here
 // instead of being rethrown through co_spawn's completion.
-boost::asio::awaitable<task_end> run_task_frame(boost::asio::awaitable<void> task);
+boost::asio::awaitable<task_end> run_task_frame(boost::asio::awaitable<void> task, relay_ref relay);
 
 // The completion of a task's co_spawn. It exposes its cancellation slot as a
 // member rather than through bind_cancellation_slot: its associated executor
@@ -142,7 +143,7 @@ template <class Serial, class OnEnd>
 void spawn_task(const Serial& strand, relay_ref relay, boost::asio::awaitable<void> task,
                 OnEnd on_end) {
   boost::asio::any_io_executor ex(relay_executor(strand, relay));
-  boost::asio::co_spawn(std::move(ex), run_task_frame(std::move(task)),
+  boost::asio::co_spawn(std::move(ex), run_task_frame(std::move(task), relay),
                         task_completion<OnEnd>{relay, std::move(on_end)});
 }
 

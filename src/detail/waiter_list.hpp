@@ -1,5 +1,7 @@
 #pragma once
 
+#include "handler_work.hpp"
+
 #include "cancellation.hpp"
 
 #include <boost/asio/any_completion_executor.hpp>
@@ -42,9 +44,7 @@ class waiter_list {
   // Parks `handler`; returns its id for cancellation. `ex`: the default
   // executor of the handler.
   std::uint64_t add(handler_type handler, const boost::asio::any_io_executor& ex) {
-    boost::asio::any_completion_executor work(
-        boost::asio::prefer(boost::asio::get_associated_executor(handler, ex),
-                            boost::asio::execution::outstanding_work.tracked));
+    boost::asio::any_completion_executor work = tracked_work(handler, ex);
     std::uint64_t id = ++last_id_;
     list_.push_back(waiter{id, std::move(handler), std::move(work)});
     return id;

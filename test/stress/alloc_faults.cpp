@@ -138,6 +138,43 @@ bool spawn_trial(int hint, long k) {
   return fired.load();
 }
 
+// A task whose move into the registry parks a join: the join then waits for
+// this task alone (its admission is counted), and must complete whether the
+// spawn goes through or throws.
+struct joining_task {
+  graceful::task_registry* reg;
+  int* joins;
+  bool park = true;
+  joining_task(graceful::task_registry* r, int* j) : reg(r), joins(j) {}
+  joining_task(joining_task&& other) noexcept : reg(other.reg), joins(other.joins), park(false) {
+    if (std::exchange(other.park, false)) {
+      long armed = countdown.exchange(0);  // the join's own allocations are not under test
+      reg->async_join([j = joins](boost::system::error_code) { ++*j; });
+      countdown = armed;
+    }
+  }
+  asio::awaitable<void> operator()() const { co_await short_wait(); }
+};
+
+bool join_during_spawn_trial(int hint, long k) {
+  asio::io_context ctx(hint);
+  graceful::task_registry reg(ctx.get_executor());
+  int joins = 0;
+  bool thrown = false;
+  arm(k);
+  try {
+    reg.spawn(joining_task(&reg, &joins));
+  } catch (const std::bad_alloc&) {
+    thrown = true;
+  }
+  disarm();
+  const std::string at = "join during spawn, hint " + std::to_string(hint) + ", k " + std::to_string(k);
+  run_out(ctx, at);
+  check(joins == 1, at + ": the join parked during the spawn completed once (" + std::to_string(joins) +
+                        (thrown ? ", the spawn threw)" : ")"));
+  return fired.load();
+}
+
 // A task that arms the fault when it is invoked: what fails is its launch
 // (the executor, strand and entry point of its coroutine), before the
 // coroutine's body runs, which disarms.
@@ -261,6 +298,7 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::f
 
 int main() {
   every_k("registry spawn", spawn_trial);
+  every_k("join during a spawn", join_during_spawn_trial);
   every_k("registry launch", registry_launch_trial);
   every_k("run launch", run_launch_trial);
   if (failures != 0) {

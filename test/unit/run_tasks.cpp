@@ -410,6 +410,39 @@ BOOST_DATA_TEST_CASE(a_shield_inside_a_shield_keeps_the_outer_one_shielded, cont
   BOOST_TEST(res.report.outcome(0) == task_outcome::cancelled_running);
 }
 
+// A helper coroutine the task spawns and detaches shields a step of its own:
+// that protects the helper's step, not the task, whose cancellation goes on.
+BOOST_DATA_TEST_CASE(a_helper_s_shield_does_not_hold_back_the_task_s_cancel, context_hints, hint) {
+  asio::io_context ctx(hint);
+  asio::cancellation_signal sig;
+  bool helper_done = false, helper_done_when_cancelled = true;
+  std::vector<task> tasks;
+  tasks.push_back([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          co_await graceful::shield(wait_for(300ms));
+          helper_done = true;
+        },
+        asio::detached);
+    asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+    try {
+      co_await wait_for(1h);
+    } catch (...) {
+      helper_done_when_cancelled = helper_done;
+      throw;
+    }
+  });
+  result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.run();
+  BOOST_TEST(helper_done);
+  BOOST_TEST(!helper_done_when_cancelled);
+  BOOST_TEST(res.report.outcome(0) == task_outcome::cancelled_running);
+}
+
 BOOST_DATA_TEST_CASE(a_shield_leaves_the_task_s_own_filter_in_place, context_hints, hint) {
   asio::io_context ctx(hint);
   asio::cancellation_signal sig;
@@ -566,13 +599,19 @@ BOOST_DATA_TEST_CASE(a_task_s_captures_go_when_it_ends_and_the_report_keeps_only
   asio::io_context ctx(hint);
   auto first = std::make_shared<int>(0), second = std::make_shared<int>(1),
        never = std::make_shared<int>(2);
+  // A const capture (a `for (const auto& c : conns)` loop's) is copied by a
+  // move: it goes only if the callable itself is destroyed.
+  const auto konst = std::make_shared<int>(3);
   long first_refs_seen_by_second = -1, second_refs_at_completion = -1, never_refs_at_completion = -1;
+  long konst_refs_seen_by_second = -1;
   asio::cancellation_signal sig;
   std::vector<task> tasks;
-  tasks.push_back([first]() -> asio::awaitable<void> { co_return; });
+  tasks.push_back([first, konst]() -> asio::awaitable<void> { co_return; });
   // Limit 1: task 0 has ended when task 1 starts; task 1 stops the run.
-  tasks.push_back([second, &first, &first_refs_seen_by_second, &sig, &ctx]() -> asio::awaitable<void> {
+  tasks.push_back([second, &first, &first_refs_seen_by_second, &konst, &konst_refs_seen_by_second, &sig,
+                   &ctx]() -> asio::awaitable<void> {
     first_refs_seen_by_second = first.use_count();
+    konst_refs_seen_by_second = konst.use_count();
     asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
     asio::steady_timer t(co_await asio::this_coro::executor, 1h);
     co_await t.async_wait(asio::use_awaitable);
@@ -587,6 +626,7 @@ BOOST_DATA_TEST_CASE(a_task_s_captures_go_when_it_ends_and_the_report_keeps_only
                             }));
   ctx.run();
   BOOST_TEST(first_refs_seen_by_second == 1);
+  BOOST_TEST(konst_refs_seen_by_second == 1);
   BOOST_TEST(second_refs_at_completion == 1);  // cancelled, ended: gone before the handler
   BOOST_TEST(never_refs_at_completion == 2);   // never started: the report keeps it
   BOOST_TEST(report.outcome(2) == task_outcome::cancelled_queued);
