@@ -13,6 +13,8 @@
 //   signal_child concurrent      two run_tasks at once, on two threads
 //   signal_child async_stop_on   an async run and a registry on a context of the
 //                                program's own, stopped by one shutdown_signals
+//   signal_child stop_on_after_the_signal
+//                                a run started after the first signal came
 //   signal_child fork            a run, then a fork: the child's run waits for
 //                                SIGTERM while the parent's waits for SIGCHLD
 //   signal_child blocked_cleanup force_exit_after = 3; the task's cleanup
@@ -170,11 +172,40 @@ int async_stop_on() {
   graceful::exit_process(report);
 }
 
+// The first signal comes before the run starts: the run, started from the
+// listener's own wait handler, stops at once and starts nothing.
+int stop_on_after_the_signal() {
+  asio::io_context ctx;
+  graceful::shutdown_signals signals(ctx.get_executor());
+  graceful::run_options options;
+  options.stop_on = &signals;
+  graceful::run_report report;
+  int invoked = 0;
+  signals.async_wait([&](boost::system::error_code, int) {
+    std::vector<task> tasks(4, [&invoked]() -> asio::awaitable<void> {
+      ++invoked;
+      co_return;
+    });
+    graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 2, options,
+                              [&](boost::system::error_code, graceful::run_report r) {
+                                report = std::move(r);
+                                signals.close();
+                              });
+  });
+  say("listening.");
+  ctx.run();
+  std::printf("run: cause=%d signal=%d invoked=%d not_started=%zu\n", static_cast<int>(report.cause()),
+              report.signal_number(), invoked, report.count(graceful::task_outcome::not_started));
+  std::fflush(stdout);
+  graceful::exit_process(report);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string_view mode = argc > 1 ? argv[1] : "";
   if (mode == "async_stop_on") return async_stop_on();
+  if (mode == "stop_on_after_the_signal") return stop_on_after_the_signal();
   if (mode == "twice") {
     auto first = graceful::run_tasks(sleepers(2, 1h), 2);
     print_report("first", first);

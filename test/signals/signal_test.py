@@ -381,6 +381,17 @@ def async_stop_on(exe):
         check(line in c.lines, f"missing {line!r}; got {c.lines}")
 
 
+def stop_on_after_the_signal(exe):
+    # exe: signal_child. SIGTERM comes first; a run started afterwards with
+    # stop_on that listener starts nothing, and the program dies by it.
+    c = Child(exe, "stop_on_after_the_signal")
+    c.wait_for("listening.", 1)
+    t = c.signal(signal.SIGTERM)
+    expect(c, 0, 0, 0, signal.SIGTERM, within=1.5, t_signal=t)
+    line = f"run: cause=1 signal={int(signal.SIGTERM)} invoked=0 not_started=4"
+    check(line in c.lines, f"missing {line!r}; got {c.lines}")
+
+
 def fork_after_a_run(exe):
     # exe: signal_child. The parent ran run_tasks once (its thread keeps that
     # io_context), then forked: the child's run must get the SIGTERM sent to
@@ -482,7 +493,7 @@ SCENARIOS = {f.__name__: f for f in [
     fork_after_a_run,
     signal_storm, signals_during_startup, ignored_at_start, sigterm_then_sigint, cleanup_throws,
     stubborn_task,
-    closed_stdout, pid_one, concurrent_runs, async_stop_on,
+    closed_stdout, pid_one, concurrent_runs, async_stop_on, stop_on_after_the_signal,
     interrupt_all_slots_busy, interrupt_with_tasks_queued, interrupt_during_cleanup,
     rapid_repeated_interrupts, interrupt_before_any_task_starts, sigterm, many_tasks,
     no_signal, force_exit_after_three, run_twice, default_action_restored, report_after_sigterm]}

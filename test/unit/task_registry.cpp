@@ -1,3 +1,4 @@
+#include <graceful/run_tasks.hpp>
 #include <graceful/shield.hpp>
 #include <graceful/task_registry.hpp>
 
@@ -75,6 +76,10 @@ void check_accounting(const registry_snapshot& s, std::size_t spawned) {
   BOOST_TEST(sum == spawned);
   BOOST_TEST(s.running_ids.size() == s.running);
 }
+
+struct result_holder {
+  graceful::run_report report;
+};
 
 // A move-only task: proves a refused spawn hands the task back untouched.
 struct owning_task {
@@ -246,6 +251,37 @@ BOOST_DATA_TEST_CASE(a_done_task_s_captures_are_gone_at_once, context_hints, hin
   reg.async_join([&](error_code) { ran_refs_at_join = ran.use_count(); });
   ctx.run();
   BOOST_TEST(ran_refs_at_join == 1);
+}
+
+// A listener that lives on a context of its own, gone (with that context)
+// before the registry and the run that stop on it: they hold nothing of it.
+BOOST_AUTO_TEST_CASE(a_stop_on_listener_may_go_with_its_context_first) {
+  asio::io_context ctx;
+  std::optional<task_registry> reg(std::in_place, ctx.get_executor());
+  int ran = 0;
+  result_holder run;
+  {
+    asio::io_context listener_ctx;
+    graceful::shutdown_signals signals(listener_ctx.get_executor());
+    reg->stop_on(signals);
+    graceful::run_options options;
+    options.stop_on = &signals;
+    std::vector<task> tasks(3, [&ran]() -> asio::awaitable<void> {
+      ++ran;
+      co_return;
+    });
+    graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 2, options,
+                              [&run](error_code, graceful::run_report r) { run.report = std::move(r); });
+  }
+  reg->spawn([&ran]() -> asio::awaitable<void> {
+    ++ran;
+    co_return;
+  });
+  ctx.run();
+  reg.reset();
+  BOOST_TEST(ran == 4);
+  BOOST_TEST(run.report.count(task_outcome::completed) == 3u);
+  BOOST_TEST(run.report.cause() == stop_cause::none);
 }
 
 BOOST_DATA_TEST_CASE(close_refuses_later_spawns_and_hands_the_task_back, context_hints, hint) {
