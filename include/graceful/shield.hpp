@@ -30,8 +30,9 @@ namespace detail {
 // itself after a reset_cancellation_state of its own).
 class shield_scope {
  public:
-  // `slot`: the awaiting coroutine's (its cancellation state's).
-  shield_scope(const asio::any_io_executor& ex, const asio::cancellation_slot& slot) noexcept;
+  // `state`: the awaiting coroutine's; the task is the one whose step runs on
+  // this thread now.
+  explicit shield_scope(const asio::cancellation_state& state) noexcept;
   shield_scope(const shield_scope&) = delete;
   shield_scope& operator=(const shield_scope&) = delete;
   ~shield_scope();
@@ -39,8 +40,7 @@ class shield_scope {
   explicit operator bool() const noexcept { return relay_ != nullptr; }
 
  private:
-  void* relay_ = nullptr;
-  std::uint64_t generation_ = 0;
+  void* relay_ = nullptr;  // the task's relay while the scope holds it back
 };
 
 // Runs `op` on a thread of execution of its own whose cancellation slot is
@@ -103,8 +103,7 @@ asio::awaitable<T, Executor> run_unconnected(asio::awaitable<T, Executor> op) {
 template <class T, class Executor>
 asio::awaitable<T, Executor> shield(asio::awaitable<T, Executor> op) {
   if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
-    asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
-    detail::shield_scope scope(co_await asio::this_coro::executor, state.slot());
+    detail::shield_scope scope(co_await asio::this_coro::cancellation_state);
     if (scope) co_return co_await std::move(op);
   }
   co_return co_await detail::run_unconnected(std::move(op));

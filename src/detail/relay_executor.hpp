@@ -141,6 +141,22 @@ class pooled_relay {
   relay_span span_;
 };
 
+// The task whose step runs on this thread now (none: an empty ref), for
+// graceful::shield, which then needs no executor of its own.
+inline thread_local relay_ref current_step{};
+
+// Makes `relay` the current step for a scope; the outer one comes back after.
+class step_scope {
+ public:
+  explicit step_scope(const relay_ref& relay) noexcept : outer_(std::exchange(current_step, relay)) {}
+  step_scope(const step_scope&) = delete;
+  step_scope& operator=(const step_scope&) = delete;
+  ~step_scope() { current_step = outer_; }
+
+ private:
+  relay_ref outer_;
+};
+
 // Runs f, then re-delivers a pending cancellation to whatever the task now awaits.
 template <class F>
 struct relay_step {
@@ -150,12 +166,18 @@ struct relay_step {
   void operator()() {
     if constexpr (one_thread_check::enabled) {
       one_thread_scope scope(relay.current() ? relay.relay->check : nullptr);
-      std::move(f)();
-      relay.redeliver();
+      run_step();
     } else {
-      std::move(f)();
-      relay.redeliver();
+      run_step();
     }
+  }
+
+  void run_step() {
+    {
+      step_scope step(relay);
+      std::move(f)();
+    }
+    relay.redeliver();
   }
 };
 
@@ -192,8 +214,6 @@ class relay_executor {
   void execute(F&& f) const {
     inner_.execute(relay_step<std::decay_t<F>>{std::forward<F>(f), relay_});
   }
-
-  const relay_ref& relay() const noexcept { return relay_; }
 
   friend bool operator==(const relay_executor& a, const relay_executor& b) noexcept {
     return a.inner_ == b.inner_ && a.relay_ == b.relay_;
