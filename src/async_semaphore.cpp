@@ -48,7 +48,8 @@ struct waiter {
   // it leaves the list. The cancellation slot's handler holds another one.
   std::shared_ptr<waiter> self;
   acquire_handler handler;
-  // Outstanding work on the handler's executor while parked (Asio fact 7).
+  // Outstanding work on the handler's executor while parked: the context
+  // must not run out of work under a waiter.
   asio::any_completion_executor work;
 };
 

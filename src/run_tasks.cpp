@@ -61,7 +61,8 @@ void reserve_shutdown_headroom() {
 }
 
 // One per concurrency slot in use. A task's relay is only used on the run's
-// strand, where the task runs, and outlives the task (Asio facts 1-2): the
+// strand, where the task runs (a cancellation_signal is not thread-safe), and
+// outlives the task (an emit may still be on its way when it ends): the
 // runner keeps it for the whole run, and gives it to each task in turn.
 struct runner {
   cancel_relay* relay = nullptr;  // the runner's own, begun anew for each task

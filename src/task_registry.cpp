@@ -29,13 +29,14 @@
 //   posted, dispatched or emitted while it is held: each member collects what
 //   to do (`actions`) and does it after unlocking.
 // - Each task runs on its own strand. Its cancellation (a cancel_relay, see
-//   relay_executor.hpp) is requested only there (Asio facts 1-2), by a
+//   relay_executor.hpp) is requested only there (emits are not thread-safe), by a
 //   function dispatched to that strand, and outlives the task. On an
 //   io_context run from one thread (one_thread_executor) the context's
 //   executor is every task's strand: no strand is made.
 // - A task given a slot is `not_started` until its strand runs start(); the
 //   co_spawn happens there, so the coroutine has run to its first suspension
-//   before any emit can reach it (Asio fact 3: emits are queued behind start()).
+//   before any emit can reach it (an earlier emit can throw out of run() in
+//   Asio 1.26; emits are queued behind start()).
 // - spawn() checks `closed` before it touches the caller's task (so a refused
 //   task is handed back), then builds the node outside the lock. A cancel_all
 //   in between bumps `epoch`; launch() sees it and drops the task, so a

@@ -10,7 +10,8 @@
 namespace graceful::detail {
 
 // Outstanding work on `handler`'s associated executor (by default `ex`), for
-// as long as the handler is parked (Asio fact 7). An any_completion_handler
+// as long as the handler is parked, so that its context does not run out of
+// work under it. An any_completion_handler
 // builds its associated executor with std::nothrow: where that allocation
 // failed it hands back an empty executor, which must not be used. The
 // failure goes out as the std::bad_alloc it was.

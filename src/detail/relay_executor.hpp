@@ -35,7 +35,9 @@ namespace graceful::detail {
 
 namespace asio = boost::asio;
 
-// A task's cancellation, emitted only on the task's strand (Asio facts 1-2).
+// A task's cancellation, emitted only on the task's strand: emitting a
+// cancellation_signal is not thread-safe, and Asio 1.26's co_spawn forwards an
+// emit through a dispatched lambda that must run inline to be safe.
 //
 // Relays are never freed: they live in blocks that a process-wide pool hands
 // out and takes back (relay_pool.cpp). A task's executor and every copy of

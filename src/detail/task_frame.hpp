@@ -91,7 +91,8 @@ entry_point_awaitable task_entry_point(boost::asio::awaitable<void> task, cancel
 // relay's signal, it runs with throw_if_cancelled(false). `on_end(task_end)`
 // runs on the strand once the coroutine has completed. Call it on the strand:
 // the coroutine then runs inline up to its first suspension, before any emit
-// can reach it (Asio fact 3). The caller keeps outstanding work on the
+// can reach it (an emit before a co_spawned coroutine first runs can throw out
+// of io_context::run() in Asio 1.26). The caller keeps outstanding work on the
 // context while the task runs.
 template <class Serial, class OnEnd>
 void spawn_task(const Serial& strand, relay_ref relay, boost::asio::awaitable<void> task,
@@ -123,7 +124,8 @@ boost::asio::awaitable<task_end> run_task_frame(boost::asio::awaitable<void> tas
 // The completion of a task's co_spawn. It exposes its cancellation slot as a
 // member rather than through bind_cancellation_slot: its associated executor
 // then stays unspecialised, so co_spawn emits into the coroutine directly
-// instead of dispatching a lambda that holds a raw pointer (Asio fact 2) and a
+// instead of dispatching a lambda that holds a raw pointer (it dangles in Asio
+// 1.26 if the coroutine finishes before the lambda runs) and a
 // copy of the executor.
 template <class OnEnd>
 struct task_completion {

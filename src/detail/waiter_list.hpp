@@ -28,7 +28,7 @@ namespace graceful::detail {
 // Parked completion handlers of one signature, `void(error_code, Args...)`,
 // waiting for an event (a registry becoming idle, a first signal). Guarded by
 // its owner's mutex. A std::list: any_completion_handler must never be
-// move-assigned in Asio 1.81 (fact 6), which erasing from a vector would do.
+// move-assigned in Asio 1.81 (broken until 1.82), which erasing from a vector would do.
 template <class... Args>
 class waiter_list {
  public:
@@ -37,7 +37,7 @@ class waiter_list {
   struct waiter {
     std::uint64_t id;
     handler_type handler;
-    boost::asio::any_completion_executor work;  // outstanding work while parked (fact 7)
+    boost::asio::any_completion_executor work;  // outstanding work while parked: a context with a parked waiter stays busy
   };
   using batch = std::list<waiter>;
 
