@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -185,10 +186,14 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   static void stop_on(const std::shared_ptr<run_engine>& engine,
                       const std::shared_ptr<signals_state>& signals) {
     engine->stop_signals_ = signals;
-    signals_access::on_first_signal(signals, engine.get(),
-                                    [weak = std::weak_ptr<run_engine>(engine)](int signo) {
-                                      if (auto e = weak.lock()) request_stop(e, stop_cause::signal, signo);
-                                    });
+    signals_access::on_first_signal(signals, engine.get(), signal_hook(engine));
+  }
+
+  // What a first signal does to the run: stops it, cause signal.
+  static std::function<void(int)> signal_hook(const std::shared_ptr<run_engine>& engine) {
+    return [weak = std::weak_ptr<run_engine>(engine)](int signo) {
+      if (auto e = weak.lock()) request_stop(e, stop_cause::signal, signo);
+    };
   }
 
   // Starts what the free slots allow, parks for the rest.
@@ -684,9 +689,7 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
     // request_stop hops onto the run's strand (on one thread it is there).
     // The run's own listener goes with this call: nothing to forget.
     signals_access::on_first_signal(signals_access::state_of(signals), nullptr,
-                                    [weak = std::weak_ptr<run_engine>(engine)](int signo) {
-                                      if (auto e = weak.lock()) run_engine::request_stop(e, stop_cause::signal, signo);
-                                    });
+                                    run_engine::signal_hook(engine));
   } else {
     signals.close();
   }

@@ -390,6 +390,7 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
   try {
     node = std::make_shared<registry_node>(a.id, state->ex, state->serial, state->check);
     act.start.reserve(1);
+    act.released.reserve(1);
   } catch (...) {
     registry_retract(state);
     throw;
@@ -399,50 +400,41 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
   std::exception_ptr failed;  // taking it in threw: undone, the joins go out, then rethrown
   {
     std::lock_guard lock(state->mutex);
+    // A cancel_all between admission and now covers this task too.
+    const bool cancelled = a.epoch != state->epoch;
+    const bool slot_free = state->not_started + state->running < state->limit;
+    bool taken_in = false;
     try {
       state->take_in(node);
+      taken_in = true;
+      if (!cancelled && !slot_free) state->waiting.push_back(node);
     } catch (...) {
       failed = std::current_exception();
-    }
-    if (failed) {
+      if (taken_in) state->let_go(*node);
       retract_locked(*state, act);
       act.released.push_back(std::move(node->task));  // destroyed after the unlock
-    } else if (a.epoch != state->epoch) {
-      // A cancel_all ran between admission and now: it covers this task too.
+    }
+    if (!failed) {
       --state->admitted;
-      state->finish(*node, task_outcome::not_started, act);
-    } else if (state->not_started + state->running < state->limit) {
-      --state->admitted;
-      ++state->not_started;
-      act.start.push_back(node);
-      starts = true;
-    } else {
-      try {
-        state->waiting.push_back(node);
-      } catch (...) {
-        failed = std::current_exception();
-      }
-      if (failed) {
-        state->let_go(*node);
-        retract_locked(*state, act);
-        act.released.push_back(std::move(node->task));
+      if (cancelled) {
+        state->finish(*node, task_outcome::not_started, act);
+      } else if (slot_free) {
+        ++state->not_started;
+        act.start.push_back(node);
+        starts = true;
       } else {
-        --state->admitted;
         node->state = task_state::queued;
         ++state->queued;
       }
     }
   }
-  if (failed) {
-    state->perform(act);  // a join that waited only for this task completes
-    std::rethrow_exception(failed);
-  }
   try {
-    state->perform(act);
+    state->perform(act);  // after a failure: a join that waited only for this task completes
   } catch (...) {
     if (starts) state->unlaunch(node);
     throw;
   }
+  if (failed) std::rethrow_exception(failed);
 }
 
 void registry_join_erased(std::shared_ptr<registry_state> state, join_handler handler) {
