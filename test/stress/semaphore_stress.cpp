@@ -9,7 +9,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#ifdef GRACEFUL_BOOST_TEST_INCLUDED
+#include <boost/test/included/unit_test.hpp>
+#else
 #include <boost/test/unit_test.hpp>
+#endif
 
 #include <atomic>
 #include <cstdint>

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <boost/asio/detail/concurrency_hint.hpp>
+#include <boost/asio/io_context.hpp>  // BOOST_ASIO_CONCURRENCY_HINT_DEFAULT
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
 

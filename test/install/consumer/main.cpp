@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/version.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -104,7 +105,17 @@ static bool registry_ok() {
   return joined && s.cancelled_running == 2 && cleaned == 2 && s.cancelled_queued == 3;
 }
 
+// The consumer compiles against the Boost graceful was built with: the
+// installed package finds it, whatever the system has (the build passes the
+// expected BOOST_VERSION in).
+#ifdef GRACEFUL_EXPECTED_BOOST_VERSION
+static_assert(BOOST_VERSION == GRACEFUL_EXPECTED_BOOST_VERSION,
+              "the installed package found another Boost than the one graceful was built with");
+#endif
+
 int main() {
+  std::printf("consumer: Boost %d.%d.%d\n", BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000,
+              BOOST_VERSION % 100);
   bool ok = semaphore_ok();
   ok = run_ok() && ok;
   ok = registry_ok() && ok;
