@@ -1,4 +1,4 @@
-// The cancel-latency protocol v1 (../shared/bench-protocol.md) written the way
+// The cancel-latency protocol v1 (see bench/run) written the way
 // a competent Asio user would without graceful: the baselines graceful is
 // compared with in the same run.
 //

@@ -1,4 +1,4 @@
-// The cancel-latency protocol v1 (../shared/bench-protocol.md) written with
+// The cancel-latency protocol v1 (see bench/run) written with
 // graceful's public API, the way a user would: run_tasks owns the io_context
 // and the SIGINT/SIGTERM handling, a task is a small callable, the async
 // cleanup goes through graceful::shield, and exit_process ends the process as

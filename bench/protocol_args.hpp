@@ -1,5 +1,5 @@
-// Command line and output of the cancel-latency protocol v1
-// (../shared/bench-protocol.md), shared by graceful's program and the
+// Command line and output of the cancel-latency protocol v1 (see
+// bench/run), shared by graceful's program and the
 // hand-written baselines so that they differ only in how they run the tasks.
 #pragma once
 

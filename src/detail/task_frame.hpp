@@ -48,6 +48,8 @@ inline task_end ended_by(const boost::system::system_error& e) noexcept {
 }
 inline task_end ended_by_exception() noexcept { return {end_kind::threw, std::current_exception()}; }
 
+// asio::detail below (awaitable_thread, its entry point, has_context_switched)
+// is compiled against Boost 1.81's Asio only: no other release ever sees it.
 #if BOOST_VERSION == 108100 && !defined(GRACEFUL_PORTABLE_SPAWN)
 
 // The fast path, for the Asio this was measured on (Boost 1.81): a task is

@@ -857,7 +857,15 @@ BOOST_AUTO_TEST_CASE(a_limiter_grant_that_races_free_permits_never_overfills_the
   for (int i = 0; i < 3; ++i) held.push_back(*limiter.try_acquire());
   probe p;
   asio::cancellation_signal sig;
-  std::vector<task> tasks{sleeper(p, 0, 1ms)};  // ends while the run waits on the limiter
+  // Task 0 ends when the test opens its gate, while the run waits on the
+  // limiter (a short timer could expire inside the first poll on a slow
+  // build, before the run waits).
+  asio::steady_timer gate(ctx, asio::steady_timer::time_point::max());
+  std::vector<task> tasks{[&p, &gate]() -> asio::awaitable<void> {
+    p.start(0, true);
+    cleanup_guard g{p};
+    co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
+  }};
   for (std::size_t i = 1; i < 6; ++i) tasks.push_back(sleeper(p, i, 1h));
   graceful::run_options options;
   options.limiter = &limiter;
@@ -874,6 +882,7 @@ BOOST_AUTO_TEST_CASE(a_limiter_grant_that_races_free_permits_never_overfills_the
   p.on_start = [&] {
     if (p.started == 4) asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
   };
+  gate.cancel();
   ctx.run();
   BOOST_TEST(!h.armed);  // the race did happen
   BOOST_TEST(p.peak.load() <= 3);
