@@ -1,5 +1,9 @@
-// async_run_tasks in-process: the time from the cancellation to the handler
-// (every running task cancelled and joined, every queued one accounted for).
+// async_run_tasks in-process.
+// - cancel_and_join/*: the time from the cancellation to the handler (every
+//   running task cancelled and joined, every queued one accounted for).
+// - run_to_end/*: a whole run of short tasks (each awaits one post), with no
+//   option set and with a task_timeout that is never reached: what keeping
+//   time costs per task.
 // Arguments: tasks / max_concurrent / the io_context's concurrency hint (-1:
 // Asio's default, tasks on a strand; 1: "run from one thread", tasks on the
 // context's executor directly).
@@ -112,6 +116,47 @@ BENCHMARK(cancel_and_join<hour_task<false>>)->Name("cancel_and_join/error_code")
 BENCHMARK(cancel_and_join<hour_task_async_cleanup>)
     ->Name("cancel_and_join/async_cleanup")
     ->Apply(workloads);
+
+// A short task: one post, then it returns.
+struct short_task {
+  counters* c;
+  asio::awaitable<void> operator()() const {
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    ++c->started;
+  }
+};
+
+template <bool Timeout>
+void run_to_end(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto limit = static_cast<std::size_t>(state.range(1));
+  const auto hint = static_cast<int>(state.range(2));
+  graceful::run_options options;
+  if constexpr (Timeout) options.task_timeout = std::chrono::hours(1);
+  for (auto _ : state) {
+    state.PauseTiming();
+    asio::io_context ctx(hint);
+    counters c;
+    std::vector<short_task> tasks(n, short_task{&c});
+    std::size_t completed = 0;
+    state.ResumeTiming();
+    graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), limit, options,
+                              [&](boost::system::error_code, graceful::run_report r) {
+                                completed = r.count(graceful::task_outcome::completed);
+                              });
+    ctx.run();
+    state.PauseTiming();
+    if (completed != n || c.started != n) state.SkipWithError("a task did not complete");
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+void run_to_end_workloads(benchmark::internal::Benchmark* b) {
+  for (int hint : {BOOST_ASIO_CONCURRENCY_HINT_DEFAULT, 1}) b->Args({100'000, 1'000, hint});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+BENCHMARK(run_to_end<false>)->Name("run_to_end/plain")->Apply(run_to_end_workloads);
+BENCHMARK(run_to_end<true>)->Name("run_to_end/task_timeout")->Apply(run_to_end_workloads);
 
 }  // namespace
 

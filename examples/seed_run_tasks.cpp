@@ -4,9 +4,17 @@
 //
 //   seed_run_tasks --n-tasks N --max-concurrent C
 //       [--task-ms 2000] [--cleanup-ms 1000] [--force-exit-after K] [--trace-cleanup]
+//       [--grace-ms MS] [--drain-timeout-ms MS] [--deadline-ms MS] [--task-timeout-ms MS]
+//       [--hang-cleanup]
 //
 // Press Ctrl+C: every started task cleans up, no new task starts, and the
-// process dies by SIGINT, as a shell expects.
+// process dies by SIGINT, as a shell expects. With --grace-ms, the running
+// tasks may finish for that long first (a second Ctrl+C cancels them at
+// once); with --drain-timeout-ms, cleanups still running that long after the
+// cancel are abandoned (named on stderr). --hang-cleanup: every cleanup
+// hangs (waits forever), to see the drain budget at work. With any of the
+// time options, each phase of the shutdown is printed as it begins
+// ("Shutdown: grace.", "Shutdown: cancelling.", "Shutdown: done.").
 #include <graceful/graceful.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -34,6 +42,11 @@ struct settings {
   std::chrono::milliseconds cleanup{1000};
   unsigned force_exit_after = 0;
   bool trace_cleanup = false;
+  bool hang_cleanup = false;
+  std::chrono::milliseconds grace{0};
+  std::chrono::milliseconds drain_timeout{0};
+  std::chrono::milliseconds deadline{0};
+  std::chrono::milliseconds task_timeout{0};
 };
 
 // One line, flushed at once: the output may be a pipe that a test reads.
@@ -49,7 +62,7 @@ asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
 
 asio::awaitable<void> cleanup(const settings& s) {
   if (s.trace_cleanup) say("Cleanup started.");
-  co_await sleep_for(s.cleanup);
+  co_await sleep_for(s.hang_cleanup ? std::chrono::hours(24 * 365) : s.cleanup);
   say("Cleaned up.");
 }
 
@@ -82,6 +95,10 @@ settings parse(int argc, char** argv) {
       s.trace_cleanup = true;
       continue;
     }
+    if (arg == "--hang-cleanup") {
+      s.hang_cleanup = true;
+      continue;
+    }
     if (i + 1 >= argc) throw std::invalid_argument("missing value after " + std::string(arg));
     const char* value = argv[++i];
     if (arg == "--n-tasks") {
@@ -96,6 +113,14 @@ settings parse(int argc, char** argv) {
       s.cleanup = std::chrono::milliseconds(count_arg(arg, value));
     } else if (arg == "--force-exit-after") {
       s.force_exit_after = static_cast<unsigned>(count_arg(arg, value));
+    } else if (arg == "--grace-ms") {
+      s.grace = std::chrono::milliseconds(count_arg(arg, value));
+    } else if (arg == "--drain-timeout-ms") {
+      s.drain_timeout = std::chrono::milliseconds(count_arg(arg, value));
+    } else if (arg == "--deadline-ms") {
+      s.deadline = std::chrono::milliseconds(count_arg(arg, value));
+    } else if (arg == "--task-timeout-ms") {
+      s.task_timeout = std::chrono::milliseconds(count_arg(arg, value));
     } else {
       throw std::invalid_argument("unknown option " + std::string(arg));
     }
@@ -113,13 +138,28 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr,
                  "seed_run_tasks: %s\nusage: seed_run_tasks --n-tasks N --max-concurrent C "
-                 "[--task-ms MS] [--cleanup-ms MS] [--force-exit-after K] [--trace-cleanup]\n",
+                 "[--task-ms MS] [--cleanup-ms MS] [--force-exit-after K] [--trace-cleanup]\n"
+                 "       [--grace-ms MS] [--drain-timeout-ms MS] [--deadline-ms MS] "
+                 "[--task-timeout-ms MS] [--hang-cleanup]\n",
                  e.what());
     return 2;
   }
   std::vector<std::function<asio::awaitable<void>()>> tasks(s.n_tasks, [&s] { return task(s); });
   graceful::run_options options;
   options.signals.force_exit_after = s.force_exit_after;
+  options.grace = s.grace;
+  options.drain_timeout = s.drain_timeout;
+  options.deadline = s.deadline;
+  options.task_timeout = s.task_timeout;
+  if (s.grace.count() > 0 || s.drain_timeout.count() > 0 || s.deadline.count() > 0) {
+    options.on_progress = [last = graceful::run_phase::running](const graceful::run_progress& p) mutable {
+      if (p.phase == last) return;  // a phase change, not the periodic report
+      last = p.phase;
+      static constexpr const char* lines[] = {"Shutdown: running.", "Shutdown: grace.",
+                                              "Shutdown: cancelling.", "Shutdown: done."};
+      say(lines[static_cast<int>(p.phase)]);
+    };
+  }
   try {
     graceful::run_report report = graceful::run_tasks(std::move(tasks), s.max_concurrent, options);
     graceful::exit_process(report);

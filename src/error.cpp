@@ -21,6 +21,8 @@ class category final : public boost::system::error_category {
         return "task registry closed: spawn refused after close(), the task is handed back";
       case error::invalid_argument:
         return "invalid argument: the operation was refused before anything started";
+      case error::not_in_task:
+        return "not in a task: graceful::this_task used outside a task of a run or a registry";
     }
     return "graceful: unknown error " + std::to_string(value);
   }
@@ -51,6 +53,8 @@ std::ostream& operator<<(std::ostream& os, error e) {
       return os << "registry_closed";
     case error::invalid_argument:
       return os << "invalid_argument";
+    case error::not_in_task:
+      return os << "not_in_task";
   }
   return os << "graceful::error(" << static_cast<int>(e) << ")";
 }

@@ -1,7 +1,12 @@
 #include <graceful/report.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <exception>
 #include <ostream>
+#include <string>
 
 namespace graceful {
 
@@ -17,6 +22,10 @@ std::ostream& operator<<(std::ostream& os, task_outcome o) {
       return os << "cancelled_queued";
     case task_outcome::not_started:
       return os << "not_started";
+    case task_outcome::timed_out:
+      return os << "timed_out";
+    case task_outcome::abandoned:
+      return os << "abandoned";
   }
   return os << "task_outcome(" << static_cast<int>(o) << ")";
 }
@@ -57,6 +66,103 @@ std::vector<std::size_t> run_report::indices(task_outcome o) const {
 int run_report::exit_code() const noexcept {
   if (cause_ == stop_cause::signal && signal_ > 0) return 128 + signal_;
   return count(task_outcome::completed) == size() ? 0 : 1;
+}
+
+std::ostream& operator<<(std::ostream& os, run_phase p) {
+  switch (p) {
+    case run_phase::running:
+      return os << "running";
+    case run_phase::grace:
+      return os << "grace";
+    case run_phase::cancelling:
+      return os << "cancelling";
+    case run_phase::done:
+      return os << "done";
+  }
+  return os << "run_phase(" << static_cast<int>(p) << ")";
+}
+
+std::string run_report::name(std::size_t i) const {
+  if (names_) return names_(i);
+  return "task #" + std::to_string(i);
+}
+
+duration run_report::ran_for(std::size_t i) const noexcept {
+  auto it = std::lower_bound(ran_.begin(), ran_.end(), i,
+                             [](const auto& e, std::size_t idx) { return e.first < idx; });
+  return it != ran_.end() && it->first == i ? it->second : duration{};
+}
+
+namespace {
+
+// "1.234 s", "12.5 ms", "830 us": three significant digits or so.
+std::string human(duration d) {
+  const double us = std::chrono::duration<double, std::micro>(d).count();
+  char buf[32];
+  if (us >= 1e6) {
+    std::snprintf(buf, sizeof buf, "%.3f s", us / 1e6);
+  } else if (us >= 1e3) {
+    std::snprintf(buf, sizeof buf, "%.1f ms", us / 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0f us", us);
+  }
+  return buf;
+}
+
+// What a failed task threw, in a few words.
+std::string what_of(const std::exception_ptr& e) {
+  if (!e) return {};
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception not derived from std::exception";
+  }
+}
+
+constexpr std::size_t names_per_outcome = 20;
+
+}  // namespace
+
+std::ostream& operator<<(std::ostream& os, const run_report& r) {
+  os << "graceful run of " << r.size() << " task" << (r.size() == 1 ? "" : "s") << ": ";
+  switch (r.cause()) {
+    case stop_cause::none:
+      os << "ran to its end";
+      break;
+    case stop_cause::signal: {
+      os << "stopped by signal " << r.signal_number();
+      const char* name = r.signal_number() > 0 ? ::strsignal(r.signal_number()) : nullptr;
+      if (name != nullptr) os << " (" << name << ")";
+      break;
+    }
+    default:
+      os << "stopped (" << r.cause() << ")";
+      break;
+  }
+  os << ", exit code " << r.exit_code() << "\n ";
+  for (std::size_t k = 0; k < detail::outcome_kinds; ++k) {
+    auto o = static_cast<task_outcome>(k);
+    os << ' ' << o << ' ' << r.count(o);
+  }
+  os << '\n';
+  for (task_outcome o : {task_outcome::failed, task_outcome::timed_out, task_outcome::abandoned}) {
+    const std::size_t n = r.count(o);
+    if (n == 0) continue;
+    os << "  " << o << ":\n";
+    std::size_t shown = 0;
+    for (std::size_t i = 0; i < r.size() && shown < names_per_outcome; ++i) {
+      if (r.outcome(i) != o) continue;
+      ++shown;
+      os << "    " << r.name(i);
+      if (duration d = r.ran_for(i); d != duration{}) os << " (ran " << human(d) << ")";
+      if (o == task_outcome::failed) os << ": " << what_of(r.error(i));
+      os << '\n';
+    }
+    if (n > shown) os << "    ... and " << (n - shown) << " more\n";
+  }
+  return os;
 }
 
 }  // namespace graceful

@@ -10,6 +10,7 @@
 #include "detail/one_thread_check.hpp"
 #include "detail/report_builder.hpp"
 #include "detail/signals_access.hpp"
+#include "detail/stop_notice.hpp"
 #include "detail/task_frame.hpp"
 #include "detail/run_engine.hpp"
 
@@ -24,9 +25,12 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -38,6 +42,8 @@
 
 namespace graceful::detail {
 namespace {
+
+using clock = std::chrono::steady_clock;
 
 // Once a run's first tasks are in flight: faults in 120 KB of heap and gives
 // it back. A stop sets off allocations in bulk (a shielded cleanup's frame and
@@ -65,7 +71,12 @@ struct runner {
   semaphore_permit permit;        // a shared limiter's, or none
   std::size_t index = 0;
   runner* next_free = nullptr;
+  // A timed run's running tasks, in the order they started (oldest first).
+  runner* older = nullptr;
+  runner* newer = nullptr;
+  clock::time_point started{};  // a timed run's only
   bool busy = false;
+  bool timed_out = false;  // its own task_timeout cancelled it
 };
 
 // Runner arrays are kept for the next run rather than freed: see block_cache.
@@ -106,6 +117,23 @@ class runner_stack {
 //   A limiter that is closed (or destroyed) stops the starts: the task waiting
 //   for a permit ends cancelled_queued, the rest not_started, and the running
 //   ones end on their own (cause limiter_closed, unless a stop comes too).
+//
+// The shutdown ladder (phase_):
+//
+//   running ──stop()──> grace ──grace over, or stop() again──> cancelling ──┐
+//      │  (a failure, or no grace, or nothing running: straight on) ─────^   │
+//      │                                                                     │ drain_timeout:
+//      └──────────── running_ == 0, nothing left to start ─────> done <──────┘ the rest abandoned
+//
+// stop() stops the starts at once and tells the tasks (this_task); the cancel
+// comes when the grace ends. A timed run (any time option, or on_progress)
+// keeps its running tasks in a list in start order, and one timer that wakes
+// for the earliest of: the deadline, the oldest task's timeout, the end of
+// the grace, the end of the drain budget, the next progress report. Tasks
+// start in order and share one timeout, so the oldest running task is always
+// the first to time out: a task's start costs a clock read and a list link,
+// never a timer of its own, and the timer is armed again only when it must
+// wake earlier than it would (a wake that finds nothing due just re-arms).
 class run_engine : public std::enable_shared_from_this<run_engine> {
  public:
   // A serial run is one whose ex_ is an io_context executor that only one
@@ -133,14 +161,24 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         outcomes_(n_),
         runner_count_(std::min(n_, limit)),
         runners_(runner_count_ > 0 ? runner_blocks().acquire(runner_count_) : block_span<runner>{}),
-        relays_(runner_count_ > 0 ? acquire_relays(runner_count_) : relay_span{}) {
+        relays_(runner_count_ > 0 ? acquire_relays(runner_count_) : relay_span{}),
+        timed_(is_timed(options_)),
+        notice_(std::make_shared<stop_notice>(ex_)) {
     for (std::size_t k = runner_count_; k > 0; --k) {
       runner& r = runners_.first[k - 1];
       r = runner{};  // a kept block holds its last run's runners
       r.relay = relays_.first + (k - 1);
       r.relay->check = check_;
+      r.relay->notice = notice_.get();
       free_.push(r);
     }
+    if (timed_) timer_.emplace(strand_);
+  }
+
+  // Whether a run with these options keeps time (see the class comment).
+  static bool is_timed(const run_options& o) noexcept {
+    return o.deadline != duration{} || o.task_timeout != duration{} || o.grace != duration{} ||
+           o.drain_timeout != duration{} || static_cast<bool>(o.on_progress);
   }
 
   run_engine(const run_engine&) = delete;
@@ -158,7 +196,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   static void start(const std::shared_ptr<run_engine>& engine) {
     asio::dispatch(engine->strand_, [engine] {
       one_thread_scope scope(engine->check_);
-      engine->fill();
+      engine->begin();
     });
   }
 
@@ -177,16 +215,18 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     });
   }
 
-  // Stops the run at the first signal of `signals` (at once if it came).
+  // Stops the run at the first signal of `signals` (at once if it came); a
+  // later one ends its grace.
   // Before start(): the stop then comes before any task could start, and
   // nothing else touches stop_signals_ until the run is on its strand.
   static void stop_on(const std::shared_ptr<run_engine>& engine,
                       const std::shared_ptr<signals_state>& signals) {
     engine->stop_signals_ = signals;
-    signals_access::on_first_signal(signals, engine.get(), signal_hook(engine));
+    signals_access::on_signals(signals, engine.get(), signal_hook(engine));
   }
 
-  // What a first signal does to the run: stops it, cause signal.
+  // What a signal does to the run: the first stops it, cause signal; a later
+  // one is a second stop request (it ends the grace).
   static std::function<void(int)> signal_hook(const std::shared_ptr<run_engine>& engine) {
     return [weak = std::weak_ptr<run_engine>(engine)](int signo) {
       if (auto e = weak.lock()) request_stop(e, stop_cause::signal, signo);
@@ -217,8 +257,16 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
 
   // Stops the starts and cancels the running tasks. After a closed limiter
   // (which only stopped the starts) it still cancels, and its cause wins.
+  //
+  // The first request moves the run to its grace (if it has one, something
+  // runs, and the cause is not a failure), else straight to cancelling; a
+  // later one during the grace ends it.
   void stop(stop_cause cause, int signal_number) {
-    if (stopping_ || finished_) return;
+    if (finished_) return;
+    if (stopping_) {
+      if (phase_ == run_phase::grace) begin_cancel();
+      return;
+    }
     stopping_ = true;
     cause_ = cause;
     signal_ = signal_number;
@@ -228,8 +276,15 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     } else if (!limiter_ && next_ < n_ && free_.empty()) {
       queued_ = next_;  // waiting for one of the run's own slots
     }
-    uncancelled_ = runner_count_;
-    cancel_batch();
+    notice_->request();
+    if (timed_) stop_at_ = clock::now();
+    if (options_.grace > duration{} && cause != stop_cause::failure && running_ > 0) {
+      phase_ = run_phase::grace;
+      arm(stop_at_ + options_.grace);
+      report_progress(stop_at_);
+    } else {
+      begin_cancel();
+    }
     maybe_finish();
   }
 
@@ -269,6 +324,144 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
       });
     }
   }
+
+  // The grace is over (or there was none): the running tasks are cancelled,
+  // and the drain budget starts.
+  void begin_cancel() {
+    phase_ = run_phase::cancelling;
+    uncancelled_ = runner_count_;
+    cancel_batch();
+    if (!timed_ || finished_) return;
+    cancel_at_ = clock::now();
+    if (options_.drain_timeout > duration{}) arm(cancel_at_ + options_.drain_timeout);
+    report_progress(cancel_at_);
+  }
+
+  // The run starts, on its strand.
+  void begin() {
+    if (timed_) {
+      started_at_ = clock::now();
+      if (options_.deadline > duration{} && !stopping_) arm(started_at_ + options_.deadline);
+      if (!stopping_) report_progress(started_at_);
+    }
+    fill();
+  }
+
+  // --- time (timed runs only) ----------------------------------------------
+
+  // The timer wakes no later than `t`. Only ever moved earlier: a wake that
+  // comes too early finds nothing due and arms for what is (arm_next).
+  void arm(clock::time_point t) {
+    if (t >= wake_ || finished_) return;
+    wake_ = t;
+    timer_->expires_at(t);  // a wait it replaces completes, and is ignored
+    timer_->async_wait([self = shared_from_this(), g = ++wake_generation_](boost::system::error_code) {
+      one_thread_scope scope(self->check_);
+      if (g == self->wake_generation_) self->on_wake();
+    });
+  }
+
+  void arm_next() {
+    auto t = clock::time_point::max();
+    auto earliest = [&t](clock::time_point u) { t = std::min(t, u); };
+    if (!stopping_ && options_.deadline > duration{}) earliest(started_at_ + options_.deadline);
+    if (phase_ != run_phase::cancelling && options_.task_timeout > duration{} && unexpired_ != nullptr) {
+      earliest(unexpired_->started + options_.task_timeout);
+    }
+    if (phase_ == run_phase::grace) earliest(stop_at_ + options_.grace);
+    if (phase_ == run_phase::cancelling && options_.drain_timeout > duration{}) {
+      earliest(cancel_at_ + options_.drain_timeout);
+    }
+    if (stopping_ && options_.on_progress) earliest(next_progress_);
+    if (t != clock::time_point::max()) arm(t);
+  }
+
+  void on_wake() {
+    wake_ = clock::time_point::max();
+    if (finished_) return;
+    const auto now = clock::now();
+    if (!stopping_ && options_.deadline > duration{} && now >= started_at_ + options_.deadline) {
+      stop(stop_cause::deadline, 0);
+    }
+    if (phase_ != run_phase::cancelling && options_.task_timeout > duration{}) expire(now);
+    if (phase_ == run_phase::grace && now >= stop_at_ + options_.grace) begin_cancel();
+    if (finished_) return;
+    if (phase_ == run_phase::cancelling && options_.drain_timeout > duration{} &&
+        now >= cancel_at_ + options_.drain_timeout) {
+      return abandon(now);
+    }
+    if (stopping_ && options_.on_progress && now >= next_progress_) report_progress(now);
+    arm_next();
+  }
+
+  // Cancels the tasks that have run for task_timeout by `now`: a prefix of
+  // the running list, from unexpired_ on.
+  void expire(clock::time_point now) {
+    while (unexpired_ != nullptr && now >= unexpired_->started + options_.task_timeout) {
+      runner& r = *unexpired_;
+      unexpired_ = r.newer;
+      if (r.relay->requested) continue;  // the run's cancel reached it first
+      r.timed_out = true;
+      r.relay->request();
+    }
+  }
+
+  // The drain budget is spent: the tasks still running are abandoned and the
+  // run completes without them. They end on their own later (on_task_end
+  // then only gives their runner, permit and callable back).
+  void abandon(clock::time_point now) {
+    for (runner* r = oldest_; r != nullptr; r = r->newer) {
+      outcomes_.set(r->index, task_outcome::abandoned);
+      ran_.emplace_back(r->index, now - r->started);
+    }
+    abandoned_ = true;
+    finish();
+  }
+
+  void track(runner& r) {
+    r.started = clock::now();
+    r.timed_out = false;
+    r.older = newest_;
+    r.newer = nullptr;
+    (newest_ != nullptr ? newest_->newer : oldest_) = &r;
+    newest_ = &r;
+    if (unexpired_ == nullptr) unexpired_ = &r;
+    if (options_.task_timeout > duration{} && phase_ != run_phase::cancelling) {
+      arm(r.started + options_.task_timeout);
+    }
+  }
+
+  void untrack(runner& r) {
+    if (unexpired_ == &r) unexpired_ = r.newer;
+    (r.older != nullptr ? r.older->newer : oldest_) = r.newer;
+    (r.newer != nullptr ? r.newer->older : newest_) = r.older;
+    r.older = r.newer = nullptr;
+  }
+
+  // on_progress, if set: at each phase change and every progress_interval
+  // while stopping. Nothing is computed without it.
+  void report_progress(clock::time_point now) {
+    if (!options_.on_progress) return;
+    next_progress_ = now + options_.progress_interval;
+    run_progress p;
+    p.phase = phase_;
+    p.cause = cause_;
+    p.signal_number = signal_;
+    p.running = running_;
+    p.queued = starting() && next_ < n_ && (parked_ || free_.empty()) ? 1 : 0;
+    p.ended = next_ - running_;
+    p.not_started = n_ - next_ - p.queued;
+    if (stopping_) p.since_stop = now - stop_at_;
+    constexpr std::size_t blocking_shown = 8;
+    for (runner* r = oldest_; r != nullptr && p.blocking.size() < blocking_shown; r = r->newer) {
+      p.blocking.push_back(r->index);
+    }
+    call_on_progress(p);
+  }
+
+  // An exception out of on_progress ends the process: the run cannot go on
+  // half-way through a phase change.
+  void call_on_progress(const run_progress& p) noexcept { options_.on_progress(p); }
 
   // False once a stop came or the limiter was closed: no task starts any more.
   bool starting() const noexcept { return !stopping_ && !limiter_closed_; }
@@ -326,6 +519,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     runner& r = free_.pop();
     r.index = i;
     r.busy = true;
+    if (timed_) track(r);
     relay_ref relay = r.relay->begin();
     r.permit = std::move(permit);
     ++running_;
@@ -351,12 +545,30 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     tasks_->release(r.index);  // before anything can complete the run
     --running_;
     r.busy = false;
+    clock::time_point ended{};
+    if (timed_) {
+      ended = clock::now();
+      untrack(r);
+    }
+    if (finished_) {  // abandoned: its end changes nothing that was reported
+      r.permit.release();
+      if (running_ == 0) task_work_ = {};
+      return;
+    }
     free_.push(r);
     task_outcome outcome = outcome_of(end, r.relay->requested);
+    if (outcome == task_outcome::cancelled_running && r.timed_out) outcome = task_outcome::timed_out;
+    if (timed_ && (outcome == task_outcome::failed || outcome == task_outcome::timed_out)) {
+      ran_.emplace_back(r.index, ended - r.started);
+    }
     if (outcome == task_outcome::failed) {
       record_failure(r.index, std::move(end.error));
     } else {
       outcomes_.set(r.index, outcome);
+      // A timeout is a failure to failure_policy::cancel_all.
+      if (outcome == task_outcome::timed_out && options_.on_failure == failure_policy::cancel_all) {
+        stop(stop_cause::failure, 0);
+      }
     }
     semaphore_permit permit = std::move(r.permit);
     if (limiter_ && !limiter_.is_open()) {  // no hand-over past a close
@@ -388,14 +600,28 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
 
   void maybe_finish() {
     if (finished_ || running_ != 0 || parked_ || (starting() && next_ < n_)) return;
+    finish();
+  }
+
+  // Completes the run: every task has ended, or the ones still running were
+  // abandoned (they keep the task list, and the context busy, until they end).
+  void finish() {
     finished_ = true;
     signals_access::forget(stop_signals_, this);  // nothing left to stop: stop listening
     stop_signals_.reset();
     if (queued_ < n_) outcomes_.set(queued_, task_outcome::cancelled_queued);
+    if (timed_) {
+      ++wake_generation_;
+      timer_->cancel();
+      phase_ = run_phase::done;
+      report_progress(clock::now());
+    }
+    notice_->close();
     auto report = report_builder::make(std::move(outcomes_), std::move(errors_), cause_, signal_,
-                                       std::move(tasks_));
+                                       abandoned_ ? tasks_ : std::move(tasks_), std::move(ran_),
+                                       options_.task_name);
     asio::any_completion_executor work(std::move(work_));
-    task_work_ = {};
+    if (running_ == 0) task_work_ = {};
     if (own_handler_) {
       // The blocking run_tasks' own handler, on the only thread of its own
       // context (never inside an initiating function: start() posts): run
@@ -444,6 +670,22 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   bool finished_ = false;
   stop_cause cause_ = stop_cause::none;
   int signal_ = 0;
+  const bool timed_;  // see is_timed
+  std::shared_ptr<stop_notice> notice_;  // this_task's
+  // A timed run's time: see the class comment.
+  std::optional<asio::steady_timer> timer_;
+  clock::time_point wake_ = clock::time_point::max();  // the armed wait's end
+  std::uint64_t wake_generation_ = 0;                  // the armed wait's
+  run_phase phase_ = run_phase::running;
+  clock::time_point started_at_{};
+  clock::time_point stop_at_{};
+  clock::time_point cancel_at_{};
+  clock::time_point next_progress_ = clock::time_point::max();
+  runner* oldest_ = nullptr;     // the running list
+  runner* newest_ = nullptr;
+  runner* unexpired_ = nullptr;  // its first task whose timeout has not come
+  std::vector<std::pair<std::size_t, duration>> ran_;  // how long failed, timed-out, abandoned tasks ran
+  bool abandoned_ = false;
 };
 
 namespace {
@@ -471,10 +713,21 @@ bool sets_blocking_only_options(const run_options& options) {
 
 }  // namespace
 
-std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurrent) {
+std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurrent,
+                           const run_options& options) {
   if (max_concurrent == 0) return "max_concurrent must be at least 1";
   if (std::size_t i = tasks.first_null(); i < tasks.size()) {
     return "task " + std::to_string(i) + " is an empty callable";
+  }
+  const std::pair<duration, const char*> times[] = {{options.deadline, "deadline"},
+                                                    {options.task_timeout, "task_timeout"},
+                                                    {options.grace, "grace"},
+                                                    {options.drain_timeout, "drain_timeout"}};
+  for (const auto& [d, name] : times) {
+    if (d < duration{}) return std::string("run_options::") + name + " must not be negative";
+  }
+  if (options.on_progress && options.progress_interval <= duration{}) {
+    return "run_options::progress_interval must be positive when on_progress is set";
   }
   return {};
 }
@@ -500,7 +753,8 @@ std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<
 
 void async_run_tasks_erased(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
                             std::size_t max_concurrent, run_options options, run_handler handler) {
-  if (!find_bad_input(*tasks, max_concurrent).empty() || sets_blocking_only_options(options)) {
+  if (!find_bad_input(*tasks, max_concurrent, options).empty() ||
+      sets_blocking_only_options(options)) {
     return complete_now(ex, std::move(handler), make_error_code(error::invalid_argument));
   }
   start_run(std::move(ex), std::move(tasks), max_concurrent, std::move(options), std::move(handler),

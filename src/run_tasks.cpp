@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <iostream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -21,7 +22,7 @@ namespace graceful::detail {
 
 run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t max_concurrent,
                               run_options options) {
-  if (auto bad = find_bad_input(*tasks, max_concurrent); !bad.empty()) {
+  if (auto bad = find_bad_input(*tasks, max_concurrent, options); !bad.empty()) {
     throw std::invalid_argument("graceful::run_tasks: " + bad);
   }
   if (options.threads == 0) {
@@ -40,24 +41,33 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
   // Listening starts before any task does: a signal during start-up counts.
   shutdown_signals signals(ctx.get_executor(), options.signals);
   run_report report;
+  bool abandoned = false;
   auto engine = start_run(ctx.get_executor(), std::move(tasks), max_concurrent, options,
                           asio::bind_executor(handler_ex, [&](boost::system::error_code, run_report r) {
                             report = std::move(r);
                             signals.close();  // nothing left to stop: let the context run out
+                            // Tasks given up on would keep it busy: stop it.
+                            abandoned = report.count(task_outcome::abandoned) > 0;
+                            if (abandoned) ctx.stop();
                           }),
                           true);
   if (engine) {
     // request_stop hops onto the run's strand (on one thread it is there).
     // The run's own listener goes with this call: nothing to forget.
-    signals_access::on_first_signal(signals_access::state_of(signals), nullptr,
-                                    run_signal_hook(engine));
+    signals_access::on_signals(signals_access::state_of(signals), nullptr, run_signal_hook(engine));
   } else {
     signals.close();
   }
   engine.reset();
 
   run_on_threads(ctx, options.threads);
-  lease.ran_out();
+  if (abandoned) {
+    // The context, still holding the abandoned tasks, is destroyed with the
+    // lease (not kept): their frames go unfinished.
+    std::cerr << report << std::flush;
+  } else {
+    lease.ran_out();
+  }
   return report;
 }
 

@@ -264,13 +264,13 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
   // safe to use from two threads at once; the destructor may run anywhere).
   std::mutex mutex;
   waiter_list<int> waiters;
-  // See signals_access: run once, by the first signal (or at once when it
-  // already came), unless forgotten before.
+  // See signals_access: run by every signal (at once for the first one when
+  // it already came), until forgotten.
   struct hook {
     const void* key;
     std::function<void(int)> fn;
   };
-  std::vector<hook> first_signal_hooks;
+  std::vector<hook> signal_hooks;
   bool stopped = false;  // destroyed: no more waits
   bool holds_sigpipe = false;
 
@@ -287,20 +287,21 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
 
   void on_signal(int signo) {
     std::size_t n = ++received;
-    if (n == 1) {
-      first = signo;
-      waiter_list<int>::batch b;
-      std::vector<hook> hooks;
-      {
-        std::lock_guard lock(mutex);
+    waiter_list<int>::batch b;
+    std::vector<std::function<void(int)>> hooks;  // copies: a hook may forget itself
+    {
+      std::lock_guard lock(mutex);
+      if (n == 1) {
+        first = signo;
         b = waiters.take_all();
-        hooks = std::move(first_signal_hooks);  // called once: the first signal
       }
-      for (auto& h : hooks) h.fn(signo);
-      // Inside the signal_set's handler: the shutdown starts in this turn of
-      // the event loop, not the next one.
-      waiter_list<int>::dispatch(b, ex, {}, signo);
+      hooks.reserve(signal_hooks.size());
+      for (const auto& h : signal_hooks) hooks.push_back(h.fn);
     }
+    for (auto& h : hooks) h(signo);
+    // Inside the signal_set's handler: the shutdown starts in this turn of
+    // the event loop, not the next one.
+    if (n == 1) waiter_list<int>::dispatch(b, ex, {}, signo);
   }
 
   // Signals counted in signal context, where the slot is ours: exact even
@@ -341,15 +342,17 @@ struct signals_state : std::enable_shared_from_this<signals_state> {
   }
 };
 
-void signals_access::on_first_signal(const std::shared_ptr<signals_state>& state, const void* key,
-                                     std::function<void(int)> hook) {
+void signals_access::on_signals(const std::shared_ptr<signals_state>& state, const void* key,
+                                 std::function<void(int)> hook) {
   int first = 0;
+  std::function<void(int)> now;
   {
     std::lock_guard lock(state->mutex);
     first = state->first.load();
-    if (first == 0) state->first_signal_hooks.push_back({key, std::move(hook)});
+    if (first != 0) now = hook;
+    state->signal_hooks.push_back({key, std::move(hook)});
   }
-  if (first != 0) hook(first);
+  if (first != 0) now(first);
 }
 
 void signals_access::forget(const std::weak_ptr<signals_state>& weak, const void* key) noexcept {
@@ -357,7 +360,7 @@ void signals_access::forget(const std::weak_ptr<signals_state>& weak, const void
   if (!state) return;
   std::function<void(int)> gone;  // destroyed outside the lock
   std::lock_guard lock(state->mutex);
-  auto& hooks = state->first_signal_hooks;
+  auto& hooks = state->signal_hooks;
   auto it = std::find_if(hooks.begin(), hooks.end(), [key](const auto& h) { return h.key == key; });
   if (it == hooks.end()) return;
   gone = std::move(it->fn);

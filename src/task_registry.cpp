@@ -3,6 +3,7 @@
 #include "detail/one_thread.hpp"
 #include "detail/one_thread_check.hpp"
 #include "detail/signals_access.hpp"
+#include "detail/stop_notice.hpp"
 #include "detail/task_frame.hpp"
 #include "detail/waiter_list.hpp"
 
@@ -67,7 +68,8 @@ std::size_t registry_snapshot::count(task_state s) const noexcept {
     case task_state::running:
       return running;
     case task_state::done:
-      return completed + failed + cancelled_running + cancelled_queued + cancelled_not_started;
+      return completed + failed + cancelled_running + cancelled_queued + cancelled_not_started +
+             timed_out + abandoned;
   }
   return 0;
 }
@@ -84,6 +86,10 @@ std::size_t registry_snapshot::count(task_outcome o) const noexcept {
       return cancelled_queued;
     case task_outcome::not_started:
       return cancelled_not_started;
+    case task_outcome::timed_out:
+      return timed_out;
+    case task_outcome::abandoned:
+      return abandoned;
   }
   return 0;
 }
@@ -93,10 +99,12 @@ namespace detail {
 struct registry_node : std::enable_shared_from_this<registry_node> {
   // `serial`: the registry's one-thread executor, or nullptr (a strand each).
   registry_node(task_id i, const asio::any_io_executor& ex,
-                const asio::io_context::executor_type* serial, one_thread_check* check)
+                const asio::io_context::executor_type* serial, one_thread_check* check,
+                stop_notice* notice)
       : id(i) {
     if (serial == nullptr) strand.emplace(asio::make_strand(ex));
     relay->check = check;
+    relay->notice = notice;
   }
 
   const task_id id;
@@ -123,6 +131,7 @@ struct actions {
   std::vector<node_ptr> start;
   std::vector<node_ptr> emit;
   join_waiters::batch joined;
+  bool notify_stop = false;  // the stop notice: a cancel_all came
 };
 
 struct registry_state : std::enable_shared_from_this<registry_state> {
@@ -131,13 +140,15 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
         serial(one_thread_executor(ex)),
         check(serial != nullptr ? one_thread_check::of(*serial) : nullptr),
         limit(max_concurrent),
-        on_failure(policy) {}
+        on_failure(policy),
+        notice(std::make_shared<stop_notice>(ex)) {}
 
   const asio::any_io_executor ex;
   const asio::io_context::executor_type* const serial;  // ex's, on a one-thread context
   one_thread_check* const check;  // serial's, with GRACEFUL_CHECKS
   const std::size_t limit;
   const failure_policy on_failure;
+  const std::shared_ptr<stop_notice> notice;  // graceful::this_task's: set by the first cancel_all
 
   mutable std::mutex mutex;
   bool closed = false;
@@ -150,7 +161,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   std::size_t not_started = 0;  // not_started + running: the slots in use
   std::size_t queued = 0;
   std::size_t running = 0;
-  std::array<std::size_t, 5> outcomes{};
+  std::array<std::size_t, outcome_kinds> outcomes{};
   std::unordered_map<task_id, node_ptr> live;  // launched, not done
   registry_node* oldest = nullptr;              // `live` in the order it came in
   registry_node* newest = nullptr;
@@ -218,6 +229,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
 
   void cancel_everything(stop_cause c, actions& act) {
     if (cause == stop_cause::none) cause = c;
+    act.notify_stop = true;
     ++epoch;
     // Copy: cancel_node erases queued nodes from `live`. Oldest first, so
     // that on one thread the running tasks clean up in the order they came in.
@@ -242,6 +254,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   void perform(actions& act) {
     // Before a join can complete: once it has, nothing of a done task is held.
     act.released.clear();
+    if (act.notify_stop) notice->request();
     for (auto& node : act.start) {
       on_strand_of(*node, [&](const auto& strand) {
         asio::post(strand, [self = shared_from_this(), node] {
@@ -388,7 +401,8 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
   node_ptr node;
   actions act;
   try {
-    node = std::make_shared<registry_node>(a.id, state->ex, state->serial, state->check);
+    node = std::make_shared<registry_node>(a.id, state->ex, state->serial, state->check,
+                                           state->notice.get());
     act.start.reserve(1);
     act.released.reserve(1);
   } catch (...) {
@@ -491,7 +505,7 @@ void task_registry::stop_on(shutdown_signals& signals) {
     }
     st->perform(act);
   };
-  detail::signals_access::on_first_signal(state, state_.get(), std::move(hook));
+  detail::signals_access::on_signals(state, state_.get(), std::move(hook));
 }
 
 task_registry::executor_type task_registry::get_executor() const noexcept { return state_->ex; }
@@ -540,6 +554,8 @@ registry_snapshot task_registry::snapshot() const {
   s.cancelled_running = st.outcomes[static_cast<std::size_t>(task_outcome::cancelled_running)];
   s.cancelled_queued = st.outcomes[static_cast<std::size_t>(task_outcome::cancelled_queued)];
   s.cancelled_not_started = st.outcomes[static_cast<std::size_t>(task_outcome::not_started)];
+  s.timed_out = st.outcomes[static_cast<std::size_t>(task_outcome::timed_out)];
+  s.abandoned = st.outcomes[static_cast<std::size_t>(task_outcome::abandoned)];
   s.running_ids.reserve(st.running);
   for (const auto& entry : st.live) {
     if (entry.second->state == task_state::running) s.running_ids.push_back(entry.first);

@@ -16,6 +16,8 @@ enum class error {
   registry_closed,
   /// Bad input refused before anything started (a zero limit, a null task...).
   invalid_argument,
+  /// graceful::this_task called from outside a task of a run or a registry.
+  not_in_task,
 };
 
 /// The category of graceful::error; its name is "graceful".

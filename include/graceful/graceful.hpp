@@ -11,3 +11,4 @@
 #include <graceful/signals.hpp>
 #include <graceful/task.hpp>
 #include <graceful/task_registry.hpp>
+#include <graceful/this_task.hpp>

@@ -2,17 +2,23 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <typeinfo>
 #include <utility>
 #include <vector>
 
 namespace graceful {
+
+/// A span of time in graceful's options and reports; zero means "not set".
+using duration = std::chrono::steady_clock::duration;
 
 /// How one task ended (or why it never began).
 enum class task_outcome : std::uint8_t {
@@ -21,7 +27,15 @@ enum class task_outcome : std::uint8_t {
   cancelled_running,  ///< ended by operation_aborted after the run asked it to stop
   cancelled_queued,   ///< was waiting for a concurrency slot when the run stopped
   not_started,        ///< the run stopped before this task was reached
+  timed_out,          ///< cancelled by its own run_options::task_timeout; its cleanup ran
+  /// still running when the drain budget (drain_timeout) was spent: the run
+  /// completed without it, and it ends on its own later
+  abandoned,
 };
+
+namespace detail {
+inline constexpr std::size_t outcome_kinds = 7;  // the enumerators of task_outcome
+}  // namespace detail
 
 /// What stopped a run early, if anything did.
 enum class stop_cause : std::uint8_t {
@@ -37,6 +51,37 @@ enum class stop_cause : std::uint8_t {
 
 std::ostream& operator<<(std::ostream& os, task_outcome o);
 std::ostream& operator<<(std::ostream& os, stop_cause c);
+
+/// Where a run is in its shutdown:
+///
+///     running ──stop request──> grace ──grace over, or a second request──> cancelling
+///        │                        (skipped without a grace, or on a failure)     │
+///        └──────────────── every task ended ──────────> done <── every task ended,
+///                                                                or drain_timeout spent
+enum class run_phase : std::uint8_t {
+  running,     ///< no stop request yet
+  grace,       ///< a stop was requested; running tasks may still finish on their own
+  cancelling,  ///< running tasks were cancelled; their cleanups run
+  done,        ///< the run has completed (its report is on its way)
+};
+
+std::ostream& operator<<(std::ostream& os, run_phase p);
+
+/// A run's progress, for a live display or a service manager's status line
+/// (run_options::on_progress). The four counts add up to the run's size.
+struct run_progress {
+  run_phase phase = run_phase::running;
+  stop_cause cause = stop_cause::none;
+  int signal_number = 0;
+  std::size_t running = 0;      ///< started and not ended
+  std::size_t queued = 0;       ///< waiting for a concurrency slot
+  std::size_t not_started = 0;  ///< not reached yet (or never to be, after a stop)
+  std::size_t ended = 0;        ///< started and ended (or failed to start)
+  duration since_stop{};        ///< zero before a stop request
+  /// The longest-running tasks still running (input indices, at most 8),
+  /// oldest first: after a stop, the ones the drain waits for.
+  std::vector<std::size_t> blocking;
+};
 
 namespace detail {
 struct task_source;
@@ -75,10 +120,12 @@ class run_report {
     return counts_[static_cast<std::size_t>(o)];
   }
 
-  /// Tasks that began running: completed + failed + cancelled_running.
+  /// Tasks that began running: completed + failed + cancelled_running +
+  /// timed_out + abandoned.
   std::size_t started() const noexcept {
     return count(task_outcome::completed) + count(task_outcome::failed) +
-           count(task_outcome::cancelled_running);
+           count(task_outcome::cancelled_running) + count(task_outcome::timed_out) +
+           count(task_outcome::abandoned);
   }
 
   /// The input indices of the tasks that ended with `o`, ascending.
@@ -89,8 +136,19 @@ class run_report {
   /// The signal that stopped the run; 0 unless cause() == stop_cause::signal.
   int signal_number() const noexcept { return signal_; }
 
-  /// 0 when every task completed; 128+n after signal n; 1 otherwise.
+  /// 0 when every task completed; 128+n after signal n; 1 otherwise (a task
+  /// failed, timed out, was abandoned, or never ran).
   int exit_code() const noexcept;
+
+  /// Task `i`'s name: run_options::task_name(i) if the run had one, else
+  /// "task #i".
+  std::string name(std::size_t i) const;
+
+  /// How long task `i` ran, for a task that failed, timed out or was
+  /// abandoned (to its end, or to the moment it was given up on) in a run
+  /// that kept time (any of run_options' time options or on_progress set);
+  /// zero otherwise.
+  duration ran_for(std::size_t i) const noexcept;
 
   /// Moves out the tasks that never started (cancelled_queued and
   /// not_started), in input order; afterwards the report holds nothing of
@@ -105,11 +163,19 @@ class run_report {
 
   std::vector<task_outcome> outcomes_;
   std::vector<std::pair<std::size_t, std::exception_ptr>> errors_;  // by index
-  std::array<std::size_t, 5> counts_{};
+  std::vector<std::pair<std::size_t, duration>> ran_;  // by index
+  std::array<std::size_t, detail::outcome_kinds> counts_{};
   stop_cause cause_ = stop_cause::none;
   int signal_ = 0;
+  std::function<std::string(std::size_t)> names_;
   std::shared_ptr<detail::task_source> tasks_;  // the run's tasks, for take_unstarted
 };
+
+/// The summary a person reads after a shutdown, one item a line: the cause,
+/// the counts, then the failed (with their exception's message), timed-out
+/// and abandoned tasks by name, with how long each ran; at most 20 names of
+/// each, then how many more.
+std::ostream& operator<<(std::ostream& os, const run_report& report);
 
 namespace detail {
 

@@ -6,6 +6,7 @@
 #include <graceful/report.hpp>
 #include <graceful/signals.hpp>
 #include <graceful/task.hpp>
+#include <graceful/this_task.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -13,10 +14,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -65,6 +68,53 @@ struct run_options {
   /// context (a `co_spawn` onto a strand of its own, say). For tasks that run
   /// in parallel, use a task_registry (a strand per task) on a thread pool.
   std::size_t threads = 1;
+
+  // --- time: the shutdown ladder (see run_phase) ---------------------------
+  // Every duration is optional: zero (the default) means not set; a negative
+  // one is refused (error::invalid_argument / std::invalid_argument). With
+  // none of them set and no on_progress, a run keeps no time at all.
+
+  /// The whole run: stopped this long after it starts, as by a signal
+  /// (through the grace, if any), cause stop_cause::deadline.
+  duration deadline{};
+  /// Each task: cancelled once it has run this long; it runs its cleanup and
+  /// ends task_outcome::timed_out, and the run goes on (under
+  /// failure_policy::cancel_all, a timeout is a failure and stops the run).
+  /// A task that returns normally although its timeout came is completed.
+  /// Costs a clock read and a list link per task: one timer per run wakes
+  /// for the oldest task's timeout, none per task.
+  duration task_timeout{};
+  /// On a stop request (signal, cancellation, deadline; not a failure under
+  /// cancel_all): no new task starts, and the running ones may finish on
+  /// their own for this long before they are cancelled. They can see the
+  /// request (this_task::stop_requested, this_task::async_wait_stop). A
+  /// second stop request (a second signal, a cancellation) ends the grace at
+  /// once. A task that returns within it is completed.
+  duration grace{};
+  /// After the cancel: wait at most this long for the running tasks (their
+  /// cleanups included), then give up on them: they end
+  /// task_outcome::abandoned and the run completes without them. An
+  /// abandoned task goes on to its end on its own: its callable, the
+  /// run's shared state and its limiter permit stay alive until then, and
+  /// its end changes nothing that was reported; the tasks' context still has
+  /// its work. The blocking run_tasks, whose context goes when it returns,
+  /// stops the context and destroys it there: the abandoned tasks' frames
+  /// are destroyed unfinished (their destructors run, the awaited cleanup
+  /// does not go on); it prints the report on stderr. The budget is counted
+  /// on the event loop: a cleanup that blocks the loop's thread holds it up
+  /// too (signal_policy::force_exit_after is the way out of that).
+  duration drain_timeout{};
+  /// Index -> name of a task, for the report (run_report::name, its
+  /// operator<<) and on_progress's readers. Default: "task #i". Called only
+  /// for the tasks named in a report, never per task; the report keeps it.
+  std::function<std::string(std::size_t)> task_name{};
+  /// Called on the run's strand at each phase change (the start included)
+  /// and every progress_interval while the run stops, with its progress:
+  /// counts, time since the stop request, and the tasks the drain waits
+  /// for. Nothing is computed without it. It must not block the loop and
+  /// must not throw (an exception ends the process: std::terminate).
+  std::function<void(const run_progress&)> on_progress{};
+  duration progress_interval = std::chrono::seconds(1);
 };
 
 namespace detail {

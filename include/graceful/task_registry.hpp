@@ -51,6 +51,8 @@ struct registry_snapshot {
   std::size_t cancelled_running = 0;
   std::size_t cancelled_queued = 0;
   std::size_t cancelled_not_started = 0;
+  std::size_t timed_out = 0;
+  std::size_t abandoned = 0;  ///< given up on by async_shutdown's drain budget
   /// The ids of the running tasks, ascending.
   std::vector<task_id> running_ids;
   bool closed = false;

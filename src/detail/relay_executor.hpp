@@ -35,6 +35,8 @@ namespace graceful::detail {
 
 namespace asio = boost::asio;
 
+struct stop_notice;
+
 // A task's cancellation, emitted only on the task's strand: emitting a
 // cancellation_signal is not thread-safe, and Asio 1.26's co_spawn forwards an
 // emit through a dispatched lambda that must run inline to be safe.
@@ -64,6 +66,9 @@ struct cancel_relay {
   // spawned) does not touch it.
   asio::cancellation_slot task_slot;
   cancel_relay* next_free = nullptr;  // the pool's
+  // The stop request of the run or registry the task belongs to, for
+  // graceful::this_task; outlives the task.
+  stop_notice* notice = nullptr;
   one_thread_check* check = nullptr;  // the one-thread path's, with GRACEFUL_CHECKS
 
   // A new task takes the relay, on its strand. The handler the last task's

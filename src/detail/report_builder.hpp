@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <functional>
+#include <string>
 #include <vector>
 
 namespace graceful::detail {
@@ -28,20 +30,25 @@ class outcome_table {
   static std::size_t index(task_outcome o) noexcept { return static_cast<std::size_t>(o); }
 
   std::vector<task_outcome> outcomes_;
-  std::array<std::size_t, 5> counts_{};
+  std::array<std::size_t, outcome_kinds> counts_{};
 };
 
 // The only writer of run_report's fields.
 struct report_builder {
   static run_report make(outcome_table outcomes,
                          std::vector<std::pair<std::size_t, std::exception_ptr>> errors,
-                         stop_cause cause, int signal, std::shared_ptr<task_source> tasks) {
+                         stop_cause cause, int signal, std::shared_ptr<task_source> tasks,
+                         std::vector<std::pair<std::size_t, duration>> ran = {},
+                         std::function<std::string(std::size_t)> names = {}) {
     run_report r;
     r.counts_ = outcomes.counts_;
-    std::sort(errors.begin(), errors.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto by_index = [](const auto& a, const auto& b) { return a.first < b.first; };
+    std::sort(errors.begin(), errors.end(), by_index);
+    std::sort(ran.begin(), ran.end(), by_index);
     r.outcomes_ = std::move(outcomes.outcomes_);
     r.errors_ = std::move(errors);
+    r.ran_ = std::move(ran);
+    r.names_ = std::move(names);
     r.cause_ = cause;
     r.signal_ = signal;
     r.tasks_ = std::move(tasks);

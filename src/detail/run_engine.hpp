@@ -16,7 +16,8 @@ namespace graceful::detail {
 class run_engine;
 
 // The first bad input in a run's arguments, described; empty if none.
-std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurrent);
+std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurrent,
+                           const run_options& options);
 
 // Starts a run whose input is valid; returns its engine, or null if the run
 // already completed (an empty list). `own_handler`: the handler is the

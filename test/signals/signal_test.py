@@ -195,6 +195,64 @@ def force_exit_after_three(exe):
     expect(c, 2, 0, 0, 130, within=1.5, t_signal=t)
 
 
+def drain_timeout_abandons_hung_cleanups(exe):
+    # Both cleanups hang: 300 ms after the cancel the run gives up on them,
+    # names them on stderr, and the process still dies by the signal.
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--hang-cleanup", "--trace-cleanup",
+              "--drain-timeout-ms", "300")
+    c.wait_for(STARTED, 2)
+    t = c.signal(signal.SIGINT)
+    c.wait_for(CLEANUP_BEGUN, 2)
+    t_exit = expect(c, 2, 0, 0, signal.SIGINT, within=10, t_signal=t)
+    check(t_exit - t >= 0.3, f"exited {t_exit - t:.2f} s after the signal, before the drain budget")
+    check("abandoned 2" in c.stderr, f"no count of the abandoned tasks on stderr: {c.stderr!r}")
+    check("abandoned:\n    task #0 (ran " in c.stderr and "    task #1 (ran " in c.stderr,
+          f"the abandoned tasks are not named on stderr: {c.stderr!r}")
+
+
+def grace_lets_tasks_finish(exe):
+    # The tasks have 400 ms to go when the signal comes, and a 30 s grace:
+    # they finish on their own, clean up, and the process dies by the signal.
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--task-ms", "400", "--cleanup-ms", "10",
+              "--grace-ms", "30000")
+    c.wait_for(STARTED, 2)
+    t = c.signal(signal.SIGINT)
+    c.wait_for("Shutdown: grace.", 1)
+    expect(c, 2, 2, 2, signal.SIGINT, within=10, t_signal=t)
+
+
+def second_signal_ends_the_grace(exe):
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--task-ms", "60000", "--cleanup-ms", "10",
+              "--grace-ms", "60000")
+    c.wait_for(STARTED, 2)
+    c.signal(signal.SIGINT)
+    c.wait_for("Shutdown: grace.", 1)
+    t = c.signal(signal.SIGINT)  # the tasks are cancelled now, not in 60 s
+    expect(c, 2, 0, 2, signal.SIGINT, within=1.5, t_signal=t)
+    check(c.lines.index("Shutdown: grace.") < c.lines.index("Shutdown: cancelling."),
+          f"phases out of order: {c.lines}")
+
+
+def force_exit_during_the_grace(exe):
+    # force_exit_after wins over the grace and the hung cleanups alike.
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--task-ms", "60000", "--hang-cleanup",
+              "--grace-ms", "60000", "--drain-timeout-ms", "60000", "--force-exit-after", "2",
+              merge_stderr=True)
+    c.wait_for(STARTED, 2)
+    c.signal(signal.SIGINT)
+    c.wait_for("Shutdown: grace.", 1)
+    t = c.signal(signal.SIGINT)
+    expect(c, 2, 0, 0, 130, within=1.5, t_signal=t)
+
+
+def deadline_stops_the_run(exe):
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--task-ms", "60000", "--cleanup-ms", "10",
+              "--deadline-ms", "200")
+    t = time.monotonic()
+    t_exit = expect(c, 2, 0, 2, 1)  # cause deadline: exit status 1, no signal
+    check(t_exit - t >= 0.2, f"exited {t_exit - t:.2f} s after the start, before the deadline")
+
+
 def run_twice(exe):
     # exe: signal_child
     c = Child(exe, "twice")
@@ -496,7 +554,9 @@ SCENARIOS = {f.__name__: f for f in [
     closed_stdout, pid_one, concurrent_runs, async_stop_on, stop_on_after_the_signal,
     interrupt_all_slots_busy, interrupt_with_tasks_queued, interrupt_during_cleanup,
     rapid_repeated_interrupts, interrupt_before_any_task_starts, sigterm, many_tasks,
-    no_signal, force_exit_after_three, run_twice, default_action_restored, report_after_sigterm]}
+    no_signal, force_exit_after_three, run_twice, default_action_restored, report_after_sigterm,
+    drain_timeout_abandons_hung_cleanups, grace_lets_tasks_finish, second_signal_ends_the_grace,
+    force_exit_during_the_grace, deadline_stops_the_run]}
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[2] not in SCENARIOS:
