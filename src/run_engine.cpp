@@ -9,6 +9,7 @@
 #include "detail/one_thread.hpp"
 #include "detail/one_thread_check.hpp"
 #include "detail/report_builder.hpp"
+#include "detail/shutdown_ladder.hpp"
 #include "detail/signals_access.hpp"
 #include "detail/stop_notice.hpp"
 #include "detail/task_frame.hpp"
@@ -25,7 +26,6 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <algorithm>
@@ -43,7 +43,7 @@
 namespace graceful::detail {
 namespace {
 
-using clock = std::chrono::steady_clock;
+using clock = steady;
 
 // Once a run's first tasks are in flight: faults in 120 KB of heap and gives
 // it back. A stop sets off allocations in bulk (a shielded cleanup's frame and
@@ -118,23 +118,15 @@ class runner_stack {
 //   for a permit ends cancelled_queued, the rest not_started, and the running
 //   ones end on their own (cause limiter_closed, unless a stop comes too).
 //
-// The shutdown ladder (phase_):
-//
-//   running ──stop()──> grace ──grace over, or stop() again──> cancelling ──┐
-//      │  (a failure, or no grace, or nothing running: straight on) ─────^   │
-//      │                                                                     │ drain_timeout:
-//      └──────────── running_ == 0, nothing left to start ─────> done <──────┘ the rest abandoned
-//
-// stop() stops the starts at once and tells the tasks (this_task); the cancel
-// comes when the grace ends. A timed run (any time option, or on_progress)
-// keeps its running tasks in a list in start order, and one timer that wakes
-// for the earliest of: the deadline, the oldest task's timeout, the end of
-// the grace, the end of the drain budget, the next progress report. Tasks
-// start in order and share one timeout, so the oldest running task is always
-// the first to time out: a task's start costs a clock read and a list link,
-// never a timer of its own, and the timer is armed again only when it must
-// wake earlier than it would (a wake that finds nothing due just re-arms).
-class run_engine : public std::enable_shared_from_this<run_engine> {
+// The shutdown (see shutdown_ladder.hpp): stop() stops the starts at once and
+// tells the tasks (this_task); the ladder says when to cancel (after the
+// grace) and when to give up on them (the drain budget). A timed run (any time
+// option, or on_progress) keeps its running tasks in a list in start order;
+// its ladder's one timer also wakes for the run's own alarms: the deadline
+// and the oldest task's timeout. Tasks start in order and share one timeout,
+// so the oldest running task is always the first to time out: a task's start
+// costs a clock read and a list link, never a timer of its own.
+class run_engine final : public std::enable_shared_from_this<run_engine>, private ladder_owner {
  public:
   // A serial run is one whose ex_ is an io_context executor that only one
   // thread runs (see one_thread_executor): tasks then run on it directly, with
@@ -163,7 +155,12 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
         runners_(runner_count_ > 0 ? runner_blocks().acquire(runner_count_) : block_span<runner>{}),
         relays_(runner_count_ > 0 ? acquire_relays(runner_count_) : relay_span{}),
         timed_(is_timed(options_)),
-        notice_(std::make_shared<stop_notice>(ex_)) {
+        notice_(std::make_shared<stop_notice>(ex_)),
+        ladder_(strand_,
+                ladder_settings{options_.grace, options_.drain_timeout, options_.on_progress,
+                                options_.progress_interval,
+                                options_.deadline != duration{} || options_.task_timeout != duration{}},
+                *this, check_) {
     for (std::size_t k = runner_count_; k > 0; --k) {
       runner& r = runners_.first[k - 1];
       r = runner{};  // a kept block holds its last run's runners
@@ -172,7 +169,16 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
       r.relay->notice = notice_.get();
       free_.push(r);
     }
-    if (timed_) timer_.emplace(strand_);
+  }
+
+  // Makes the engine of a run; nothing of it runs yet.
+  static std::shared_ptr<run_engine> make(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
+                                          std::size_t limit, run_options options, run_handler handler,
+                                          bool own_handler) {
+    auto engine = std::make_shared<run_engine>(std::move(ex), std::move(tasks), limit, std::move(options),
+                                               std::move(handler), own_handler);
+    engine->ladder_.hold(engine);
+    return engine;
   }
 
   // Whether a run with these options keeps time (see the class comment).
@@ -264,7 +270,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   void stop(stop_cause cause, int signal_number) {
     if (finished_) return;
     if (stopping_) {
-      if (phase_ == run_phase::grace) begin_cancel();
+      ladder_.request(cause, signal_number, false);  // ends the grace, if in it
       return;
     }
     stopping_ = true;
@@ -277,14 +283,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
       queued_ = next_;  // waiting for one of the run's own slots
     }
     notice_->request();
-    if (timed_) stop_at_ = clock::now();
-    if (options_.grace > duration{} && cause != stop_cause::failure && running_ > 0) {
-      phase_ = run_phase::grace;
-      arm(stop_at_ + options_.grace);
-      report_progress(stop_at_);
-    } else {
-      begin_cancel();
-    }
+    ladder_.request(cause, signal_number, cause != stop_cause::failure && running_ > 0);
     maybe_finish();
   }
 
@@ -325,73 +324,65 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     }
   }
 
-  // The grace is over (or there was none): the running tasks are cancelled,
-  // and the drain budget starts.
-  void begin_cancel() {
-    phase_ = run_phase::cancelling;
-    uncancelled_ = runner_count_;
-    cancel_batch();
-    if (!timed_ || finished_) return;
-    cancel_at_ = clock::now();
-    if (options_.drain_timeout > duration{}) arm(cancel_at_ + options_.drain_timeout);
-    report_progress(cancel_at_);
-  }
-
   // The run starts, on its strand.
   void begin() {
     if (timed_) {
       started_at_ = clock::now();
-      if (options_.deadline > duration{} && !stopping_) arm(started_at_ + options_.deadline);
-      if (!stopping_) report_progress(started_at_);
+      if (options_.deadline > duration{} && !stopping_) ladder_.wake_by(started_at_ + options_.deadline);
+      ladder_.start();
     }
     fill();
   }
 
-  // --- time (timed runs only) ----------------------------------------------
+  // --- the ladder's owner ----------------------------------------------------
 
-  // The timer wakes no later than `t`. Only ever moved earlier: a wake that
-  // comes too early finds nothing due and arms for what is (arm_next).
-  void arm(clock::time_point t) {
-    if (t >= wake_ || finished_) return;
-    wake_ = t;
-    timer_->expires_at(t);  // a wait it replaces completes, and is ignored
-    timer_->async_wait([self = shared_from_this(), g = ++wake_generation_](boost::system::error_code) {
-      one_thread_scope scope(self->check_);
-      if (g == self->wake_generation_) self->on_wake();
-    });
+  void ladder_cancel() override {
+    uncancelled_ = runner_count_;
+    cancel_batch();
   }
 
-  void arm_next() {
+  // The drain budget is spent: the tasks still running are abandoned and the
+  // run completes without them. They end on their own later (on_task_end
+  // then only gives their runner, permit and callable back).
+  void ladder_abandon(clock::time_point now) override {
+    for (runner* r = oldest_; r != nullptr; r = r->newer) {
+      outcomes_.set(r->index, task_outcome::abandoned);
+      ran_.emplace_back(r->index, now - r->started);
+    }
+    abandoned_ = true;
+    finish();
+  }
+
+  void ladder_fill(run_progress& p) override {
+    p.running = running_;
+    p.queued = starting() && next_ < n_ && (parked_ || free_.empty()) ? 1 : 0;
+    p.ended = next_ - running_;
+    p.not_started = n_ - next_ - p.queued;
+    constexpr std::size_t blocking_shown = 8;
+    for (runner* r = oldest_; r != nullptr && p.blocking.size() < blocking_shown; r = r->newer) {
+      p.blocking.push_back(r->index);
+    }
+  }
+
+  // The deadline (until a stop) and the oldest task's timeout (until the cancel).
+  clock::time_point ladder_next_alarm() override {
     auto t = clock::time_point::max();
-    auto earliest = [&t](clock::time_point u) { t = std::min(t, u); };
-    if (!stopping_ && options_.deadline > duration{}) earliest(started_at_ + options_.deadline);
-    if (phase_ != run_phase::cancelling && options_.task_timeout > duration{} && unexpired_ != nullptr) {
-      earliest(unexpired_->started + options_.task_timeout);
-    }
-    if (phase_ == run_phase::grace) earliest(stop_at_ + options_.grace);
-    if (phase_ == run_phase::cancelling && options_.drain_timeout > duration{}) {
-      earliest(cancel_at_ + options_.drain_timeout);
-    }
-    if (stopping_ && options_.on_progress) earliest(next_progress_);
-    if (t != clock::time_point::max()) arm(t);
+    if (!stopping_ && options_.deadline > duration{}) t = started_at_ + options_.deadline;
+    if (times_out() && unexpired_ != nullptr) t = std::min(t, unexpired_->started + options_.task_timeout);
+    return t;
   }
 
-  void on_wake() {
-    wake_ = clock::time_point::max();
-    if (finished_) return;
-    const auto now = clock::now();
+  void ladder_alarm(clock::time_point now) override {
     if (!stopping_ && options_.deadline > duration{} && now >= started_at_ + options_.deadline) {
       stop(stop_cause::deadline, 0);
     }
-    if (phase_ != run_phase::cancelling && options_.task_timeout > duration{}) expire(now);
-    if (phase_ == run_phase::grace && now >= stop_at_ + options_.grace) begin_cancel();
-    if (finished_) return;
-    if (phase_ == run_phase::cancelling && options_.drain_timeout > duration{} &&
-        now >= cancel_at_ + options_.drain_timeout) {
-      return abandon(now);
-    }
-    if (stopping_ && options_.on_progress && now >= next_progress_) report_progress(now);
-    arm_next();
+    if (times_out()) expire(now);
+  }
+
+  // Task timeouts apply until the run's cancel (in the grace too).
+  bool times_out() const noexcept {
+    return options_.task_timeout > duration{} && ladder_.phase() != run_phase::cancelling &&
+           ladder_.phase() != run_phase::done;
   }
 
   // Cancels the tasks that have run for task_timeout by `now`: a prefix of
@@ -406,18 +397,6 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     }
   }
 
-  // The drain budget is spent: the tasks still running are abandoned and the
-  // run completes without them. They end on their own later (on_task_end
-  // then only gives their runner, permit and callable back).
-  void abandon(clock::time_point now) {
-    for (runner* r = oldest_; r != nullptr; r = r->newer) {
-      outcomes_.set(r->index, task_outcome::abandoned);
-      ran_.emplace_back(r->index, now - r->started);
-    }
-    abandoned_ = true;
-    finish();
-  }
-
   void track(runner& r) {
     r.started = clock::now();
     r.timed_out = false;
@@ -426,9 +405,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     (newest_ != nullptr ? newest_->newer : oldest_) = &r;
     newest_ = &r;
     if (unexpired_ == nullptr) unexpired_ = &r;
-    if (options_.task_timeout > duration{} && phase_ != run_phase::cancelling) {
-      arm(r.started + options_.task_timeout);
-    }
+    if (times_out()) ladder_.wake_by(r.started + options_.task_timeout);
   }
 
   void untrack(runner& r) {
@@ -437,31 +414,6 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     (r.newer != nullptr ? r.newer->older : newest_) = r.older;
     r.older = r.newer = nullptr;
   }
-
-  // on_progress, if set: at each phase change and every progress_interval
-  // while stopping. Nothing is computed without it.
-  void report_progress(clock::time_point now) {
-    if (!options_.on_progress) return;
-    next_progress_ = now + options_.progress_interval;
-    run_progress p;
-    p.phase = phase_;
-    p.cause = cause_;
-    p.signal_number = signal_;
-    p.running = running_;
-    p.queued = starting() && next_ < n_ && (parked_ || free_.empty()) ? 1 : 0;
-    p.ended = next_ - running_;
-    p.not_started = n_ - next_ - p.queued;
-    if (stopping_) p.since_stop = now - stop_at_;
-    constexpr std::size_t blocking_shown = 8;
-    for (runner* r = oldest_; r != nullptr && p.blocking.size() < blocking_shown; r = r->newer) {
-      p.blocking.push_back(r->index);
-    }
-    call_on_progress(p);
-  }
-
-  // An exception out of on_progress ends the process: the run cannot go on
-  // half-way through a phase change.
-  void call_on_progress(const run_progress& p) noexcept { options_.on_progress(p); }
 
   // False once a stop came or the limiter was closed: no task starts any more.
   bool starting() const noexcept { return !stopping_ && !limiter_closed_; }
@@ -610,12 +562,7 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
     signals_access::forget(stop_signals_, this);  // nothing left to stop: stop listening
     stop_signals_.reset();
     if (queued_ < n_) outcomes_.set(queued_, task_outcome::cancelled_queued);
-    if (timed_) {
-      ++wake_generation_;
-      timer_->cancel();
-      phase_ = run_phase::done;
-      report_progress(clock::now());
-    }
+    ladder_.finish();
     notice_->close();
     auto report = report_builder::make(std::move(outcomes_), std::move(errors_), cause_, signal_,
                                        abandoned_ ? tasks_ : std::move(tasks_), std::move(ran_),
@@ -672,15 +619,8 @@ class run_engine : public std::enable_shared_from_this<run_engine> {
   int signal_ = 0;
   const bool timed_;  // see is_timed
   std::shared_ptr<stop_notice> notice_;  // this_task's
-  // A timed run's time: see the class comment.
-  std::optional<asio::steady_timer> timer_;
-  clock::time_point wake_ = clock::time_point::max();  // the armed wait's end
-  std::uint64_t wake_generation_ = 0;                  // the armed wait's
-  run_phase phase_ = run_phase::running;
-  clock::time_point started_at_{};
-  clock::time_point stop_at_{};
-  clock::time_point cancel_at_{};
-  clock::time_point next_progress_ = clock::time_point::max();
+  shutdown_ladder ladder_;
+  clock::time_point started_at_{};  // a timed run's
   runner* oldest_ = nullptr;     // the running list
   runner* newest_ = nullptr;
   runner* unexpired_ = nullptr;  // its first task whose timeout has not come
@@ -742,8 +682,8 @@ std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<
   auto slot = handler.get_cancellation_slot();
   std::shared_ptr<signals_state> stop_signals;
   if (options.stop_on != nullptr) stop_signals = signals_access::state_of(*options.stop_on);
-  auto engine = std::make_shared<run_engine>(ex, std::move(tasks), max_concurrent,
-                                             std::move(options), std::move(handler), own_handler);
+  auto engine = run_engine::make(ex, std::move(tasks), max_concurrent, std::move(options),
+                                 std::move(handler), own_handler);
   // The slot belongs to the initiating side: connect it here, before any hop.
   if (slot.is_connected()) slot.template emplace<cancel_run>(cancel_run{engine});
   if (stop_signals) run_engine::stop_on(engine, stop_signals);
