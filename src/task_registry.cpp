@@ -2,12 +2,15 @@
 
 #include "detail/one_thread.hpp"
 #include "detail/one_thread_check.hpp"
+#include "detail/shutdown_ladder.hpp"
 #include "detail/signals_access.hpp"
 #include "detail/stop_notice.hpp"
 #include "detail/task_frame.hpp"
 #include "detail/waiter_list.hpp"
 
+#include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/append.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
@@ -16,11 +19,13 @@
 #include <algorithm>
 #include <array>
 #include <deque>
+#include <list>
 #include <limits>
 #include <mutex>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
+#include <string>
 #include <unordered_map>
 
 // How the pieces fit:
@@ -114,9 +119,12 @@ struct registry_node : std::enable_shared_from_this<registry_node> {
   std::optional<asio::strand<asio::any_io_executor>> strand;  // none on a one-thread context
   pooled_relay relay;  // on the strand only
   relay_ref relay_of_task = relay->begin();
+  std::string name;  // empty: "task #<id>"
   // Under the registry's mutex.
   task_state state = task_state::not_started;
   bool cancel_requested = false;
+  bool abandoned = false;  // given up on by a shutdown: counted, no longer live
+  steady::time_point started{};
   registry_node* older = nullptr;  // the live tasks in the order they came in
   registry_node* newer = nullptr;
 };
@@ -125,6 +133,8 @@ using node_ptr = std::shared_ptr<registry_node>;
 
 using join_waiters = waiter_list<>;
 
+struct registry_shutdown;
+
 // What a locked section decided, done once the mutex is released.
 struct actions {
   std::vector<std::unique_ptr<registry_task>> released;  // done tasks' callables
@@ -132,7 +142,12 @@ struct actions {
   std::vector<node_ptr> emit;
   join_waiters::batch joined;
   bool notify_stop = false;  // the stop notice: a cancel_all came
+  std::shared_ptr<registry_shutdown> idle_shutdown;  // it is over: no task is live
 };
+
+struct registry_shutdown;
+void shutdown_is_over(const std::shared_ptr<registry_shutdown>& shutdown, registry_snapshot snapshot);
+registry_snapshot snapshot_of(const registry_state& st);
 
 struct registry_state : std::enable_shared_from_this<registry_state> {
   registry_state(asio::any_io_executor executor, std::size_t max_concurrent, failure_policy policy)
@@ -167,10 +182,19 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   registry_node* newest = nullptr;
   std::deque<node_ptr> waiting;                // FIFO; skips nodes already done
   join_waiters waiters;  // async_join
+  std::vector<abandoned_task> given_up;  // by async_shutdown, in the order they came in
+  // async_shutdown's, until it is over (it holds this state weakly).
+  std::shared_ptr<registry_shutdown> shutdown;
 
   // --- under the mutex ---------------------------------------------------
 
   bool idle() const noexcept { return admitted == 0 && live.empty(); }
+
+  // No task is live: the joins complete, and a shutdown under way is over.
+  void went_idle(actions& act) noexcept {
+    act.joined = waiters.take_all();
+    act.idle_shutdown = shutdown;
+  }
 
   void take_in(const node_ptr& node) {
     live.emplace(node->id, node);
@@ -191,7 +215,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     node.state = task_state::done;
     ++outcomes[static_cast<std::size_t>(outcome)];
     let_go(node);
-    if (idle()) act.joined = waiters.take_all();
+    if (idle()) went_idle(act);
   }
 
   void give_slot(actions& act) {
@@ -242,6 +266,40 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     waiting.clear();
   }
 
+  // A shutdown's first step: nothing waiting or not yet begun will start
+  // (and no spawn admitted before it), the running tasks go on.
+  void stop_starts(actions& act) {
+    ++epoch;
+    act.notify_stop = true;
+    std::vector<node_ptr> nodes;
+    for (registry_node* n = oldest; n != nullptr; n = n->newer) {
+      if (n->state != task_state::running) nodes.push_back(n->shared_from_this());
+    }
+    for (auto& node : nodes) cancel_node(node, act);
+    waiting.clear();
+  }
+
+  // The drain budget is spent: every running task is given up on.
+  void abandon_running(steady::time_point now, actions& act) {
+    std::vector<registry_node*> nodes;
+    for (registry_node* n = oldest; n != nullptr; n = n->newer) {
+      if (n->state == task_state::running) nodes.push_back(n);
+    }
+    for (registry_node* n : nodes) {
+      n->abandoned = true;
+      n->state = task_state::done;
+      --running;
+      ++outcomes[static_cast<std::size_t>(task_outcome::abandoned)];
+      given_up.push_back({n->id, name_of(*n), now - n->started});
+      let_go(*n);  // its callable stays: its coroutine still runs
+    }
+    if (idle()) went_idle(act);
+  }
+
+  static std::string name_of(const registry_node& n) {
+    return n.name.empty() ? "task #" + std::to_string(n.id) : n.name;
+  }
+
   // --- without the mutex -------------------------------------------------
 
   // Calls f(the strand `node` runs on): its own, or the one-thread executor.
@@ -277,6 +335,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
       });
     }
     join_waiters::complete(act.joined, ex, {});
+    if (act.idle_shutdown) shutdown_is_over(act.idle_shutdown, snapshot_of(*this));
   }
 
   // The post that was to start `node` (given a slot, not_started) threw:
@@ -291,7 +350,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
       act.released.push_back(std::move(node->task));
       node->state = task_state::done;
       let_go(*node);
-      if (idle()) act.joined = waiters.take_all();
+      if (idle()) went_idle(act);
     }
     perform(act);
   }
@@ -306,6 +365,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
       run = !node->cancel_requested;
       if (run) {
         node->state = task_state::running;
+        node->started = steady::now();
         ++running;
       } else {
         give_slot(act);
@@ -349,6 +409,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     actions act;
     {
       std::lock_guard lock(mutex);
+      if (node->abandoned) return;  // counted when it was given up on
       --running;
       give_slot(act);
       finish(*node, outcome, act);
@@ -377,7 +438,7 @@ namespace {
 // Under the mutex: the admission is given up; a join may complete.
 void retract_locked(registry_state& state, actions& act) noexcept {
   --state.admitted;
-  if (state.idle()) act.joined = state.waiters.take_all();
+  if (state.idle()) state.went_idle(act);
 }
 
 }  // namespace
@@ -397,7 +458,7 @@ void registry_retract(const std::shared_ptr<registry_state>& state) {
 // and relay, room for the action), or is undone (the map and queue inserts,
 // the post that starts the task).
 void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
-                     std::unique_ptr<registry_task> task) {
+                     std::unique_ptr<registry_task> task, std::string name) {
   node_ptr node;
   actions act;
   try {
@@ -410,6 +471,7 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
     throw;
   }
   node->task = std::move(task);
+  node->name = std::move(name);
   bool starts = false;
   std::exception_ptr failed;  // taking it in threw: undone, the joins go out, then rethrown
   {
@@ -449,6 +511,191 @@ void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
     throw;
   }
   if (failed) std::rethrow_exception(failed);
+}
+
+registry_snapshot snapshot_of(const registry_state& st) {
+  registry_snapshot s;
+  std::lock_guard lock(st.mutex);
+  s.not_started = st.not_started;
+  s.queued = st.queued;
+  s.running = st.running;
+  auto count = [&st](task_outcome o) { return st.outcomes[static_cast<std::size_t>(o)]; };
+  s.completed = count(task_outcome::completed);
+  s.failed = count(task_outcome::failed);
+  s.cancelled_running = count(task_outcome::cancelled_running);
+  s.cancelled_queued = count(task_outcome::cancelled_queued);
+  s.cancelled_not_started = count(task_outcome::not_started);
+  s.timed_out = count(task_outcome::timed_out);
+  s.abandoned = count(task_outcome::abandoned);
+  s.running_ids.reserve(st.running);
+  for (const auto& entry : st.live) {
+    if (entry.second->state == task_state::running) s.running_ids.push_back(entry.first);
+  }
+  std::sort(s.running_ids.begin(), s.running_ids.end());
+  s.closed = st.closed;
+  s.cause = st.cause;
+  s.signal_number = st.cause == stop_cause::signal ? st.signal_number : 0;
+  s.abandoned_tasks = st.given_up;
+  return s;
+}
+
+// A registry's shutdown (async_shutdown): the owner of its ladder, on a strand
+// of its own (the registry's state is under its mutex; the tasks run on
+// theirs). The state holds it until it is over; it holds the state weakly
+// (no cycle: a context destroyed in the middle leaks nothing). Its timer's
+// pending wait and the hops onto its strand hold it too.
+struct registry_shutdown final : std::enable_shared_from_this<registry_shutdown>, ladder_owner {
+  registry_shutdown(const std::shared_ptr<registry_state>& st, asio::any_io_executor on,
+                    const shutdown_options& o)
+      : state(st),
+        ex(st->ex),
+        check(st->check),
+        strand(std::move(on)),
+        cause(o.cause),
+        ladder(strand, ladder_settings{o.grace, o.drain_timeout, o.on_progress, o.progress_interval, false},
+               *this, check) {}
+
+  const std::weak_ptr<registry_state> state;
+  const asio::any_io_executor ex;  // the registry's: the handlers' default
+  one_thread_check* const check;
+  const asio::any_io_executor strand;
+  const stop_cause cause;
+  shutdown_ladder ladder;
+  // On the strand.
+  std::list<shutdown_handler> handlers;
+  std::optional<registry_snapshot> result;  // once it is over
+
+  // On the strand: a stop request, the first one or a later one (with the
+  // handler of its async_shutdown, or none: a cancellation).
+  void request(shutdown_handler handler) {
+    if (handler) {
+      if (result) return complete(std::move(handler), *result);
+      handlers.push_back(std::move(handler));
+    }
+    if (result) return;
+    bool running = false;
+    if (auto st = state.lock()) {
+      std::lock_guard lock(st->mutex);
+      running = st->running > 0;
+    }
+    ladder.request(cause, 0, running);
+  }
+
+  // On the strand: no task is live any more.
+  void over(registry_snapshot snapshot) {
+    if (result) return;
+    result = std::move(snapshot);
+    ladder.finish();
+    for (auto& h : std::exchange(handlers, {})) complete(std::move(h), *result);
+  }
+
+  void complete(shutdown_handler handler, const registry_snapshot& snapshot) {
+    asio::any_completion_executor work = tracked_work(handler, ex);
+    asio::post(ex, asio::append(std::move(handler), boost::system::error_code{}, snapshot));
+  }
+
+  void ladder_cancel() override {
+    auto st = state.lock();
+    if (!st) return;
+    actions act;
+    {
+      std::lock_guard lock(st->mutex);
+      st->cancel_everything(cause, act);
+    }
+    st->perform(act);
+  }
+
+  void ladder_abandon(steady::time_point now) override {
+    auto st = state.lock();
+    if (!st) return;
+    actions act;
+    {
+      std::lock_guard lock(st->mutex);
+      st->abandon_running(now, act);
+    }
+    st->perform(act);  // idle now: over() follows
+  }
+
+  void ladder_fill(run_progress& p) override {
+    auto st = state.lock();
+    if (!st) return;
+    std::lock_guard lock(st->mutex);
+    p.running = st->running;
+    p.queued = st->queued;
+    p.not_started = st->not_started;
+    for (std::size_t n : st->outcomes) p.ended += n;
+    constexpr std::size_t blocking_shown = 8;
+    for (registry_node* n = st->oldest; n != nullptr && p.blocking.size() < blocking_shown; n = n->newer) {
+      if (n->state == task_state::running) p.blocking.push_back(static_cast<std::size_t>(n->id));
+    }
+  }
+};
+
+void shutdown_is_over(const std::shared_ptr<registry_shutdown>& shutdown, registry_snapshot snapshot) {
+  asio::post(shutdown->strand, [shutdown, snap = std::move(snapshot)]() mutable {
+    one_thread_scope scope(shutdown->check);
+    shutdown->over(std::move(snap));
+  });
+}
+
+// Bad shutdown options, described; empty if none.
+std::string find_bad_shutdown_options(const shutdown_options& o) {
+  if (o.grace < duration{}) return "shutdown_options::grace must not be negative";
+  if (o.drain_timeout < duration{}) return "shutdown_options::drain_timeout must not be negative";
+  if (o.on_progress && o.progress_interval <= duration{}) {
+    return "shutdown_options::progress_interval must be positive when on_progress is set";
+  }
+  return {};
+}
+
+// Lives in the caller's cancellation slot: a second stop request.
+struct cancel_shutdown {
+  std::weak_ptr<registry_shutdown> shutdown;
+
+  void operator()(asio::cancellation_type_t type) const {
+    if (!is_cancellation_request(type)) return;
+    auto s = shutdown.lock();
+    if (!s) return;
+    asio::dispatch(s->strand, [s] {
+      one_thread_scope scope(s->check);
+      s->request({});
+    });
+  }
+};
+
+void registry_shutdown_erased(std::shared_ptr<registry_state> state, shutdown_options options,
+                              shutdown_handler handler) {
+  if (!find_bad_shutdown_options(options).empty()) {
+    asio::any_completion_executor work = tracked_work(handler, state->ex);
+    asio::post(state->ex, asio::append(std::move(handler), make_error_code(error::invalid_argument),
+                                       registry_snapshot{}));
+    return;
+  }
+  auto slot = handler.get_cancellation_slot();
+  std::shared_ptr<registry_shutdown> shutdown;
+  actions act;
+  {
+    std::lock_guard lock(state->mutex);
+    state->closed = true;
+    if (!state->shutdown) {
+      asio::any_io_executor on = state->serial != nullptr ? asio::any_io_executor(*state->serial)
+                                                          : asio::any_io_executor(asio::make_strand(state->ex));
+      state->shutdown = std::make_shared<registry_shutdown>(state, std::move(on), options);
+      state->shutdown->ladder.hold(state->shutdown);
+      if (state->cause == stop_cause::none) state->cause = options.cause;
+      state->stop_starts(act);
+      if (state->idle()) state->went_idle(act);  // nothing to wait for
+    }
+    shutdown = state->shutdown;
+  }
+  // The request goes first: over() (from perform, or from the last task's
+  // end) is posted behind it on the same strand.
+  asio::post(shutdown->strand, [shutdown, h = std::move(handler)]() mutable {
+    one_thread_scope scope(shutdown->check);
+    shutdown->request(std::move(h));
+  });
+  state->perform(act);
+  if (slot.is_connected()) slot.template emplace<cancel_shutdown>(cancel_shutdown{shutdown});
 }
 
 void registry_join_erased(std::shared_ptr<registry_state> state, join_handler handler) {
@@ -542,29 +789,6 @@ bool task_registry::is_closed() const noexcept {
   return state_->closed;
 }
 
-registry_snapshot task_registry::snapshot() const {
-  registry_snapshot s;
-  std::lock_guard lock(state_->mutex);
-  const auto& st = *state_;
-  s.not_started = st.not_started;
-  s.queued = st.queued;
-  s.running = st.running;
-  s.completed = st.outcomes[static_cast<std::size_t>(task_outcome::completed)];
-  s.failed = st.outcomes[static_cast<std::size_t>(task_outcome::failed)];
-  s.cancelled_running = st.outcomes[static_cast<std::size_t>(task_outcome::cancelled_running)];
-  s.cancelled_queued = st.outcomes[static_cast<std::size_t>(task_outcome::cancelled_queued)];
-  s.cancelled_not_started = st.outcomes[static_cast<std::size_t>(task_outcome::not_started)];
-  s.timed_out = st.outcomes[static_cast<std::size_t>(task_outcome::timed_out)];
-  s.abandoned = st.outcomes[static_cast<std::size_t>(task_outcome::abandoned)];
-  s.running_ids.reserve(st.running);
-  for (const auto& entry : st.live) {
-    if (entry.second->state == task_state::running) s.running_ids.push_back(entry.first);
-  }
-  std::sort(s.running_ids.begin(), s.running_ids.end());
-  s.closed = st.closed;
-  s.cause = st.cause;
-  s.signal_number = st.cause == stop_cause::signal ? st.signal_number : 0;
-  return s;
-}
+registry_snapshot task_registry::snapshot() const { return detail::snapshot_of(*state_); }
 
 }  // namespace graceful

@@ -5,6 +5,7 @@
 #include <graceful/report.hpp>
 #include <graceful/signals.hpp>
 #include <graceful/task.hpp>
+#include <graceful/this_task.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -13,11 +14,13 @@
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -38,6 +41,13 @@ enum class task_state : std::uint8_t {
 };
 
 std::ostream& operator<<(std::ostream& os, task_state s);
+
+/// A task a registry's shutdown gave up on (registry_snapshot::abandoned_tasks).
+struct abandoned_task {
+  task_id id = 0;
+  std::string name;   ///< given to spawn, or "task #<id>"
+  duration ran_for{};  ///< from its start to the moment it was given up on
+};
 
 /// What a task_registry holds at one instant.
 struct registry_snapshot {
@@ -61,9 +71,29 @@ struct registry_snapshot {
   /// The signal that stopped the registry (stop_on); 0 unless cause is
   /// stop_cause::signal.
   int signal_number = 0;
+  /// The tasks async_shutdown gave up on (its drain budget was spent while
+  /// they ran), in the order they came in.
+  std::vector<abandoned_task> abandoned_tasks;
 
   std::size_t count(task_state s) const noexcept;
   std::size_t count(task_outcome o) const noexcept;
+};
+
+/// How task_registry::async_shutdown shuts the registry down: the shutdown
+/// ladder of a run (see run_phase), for tasks spawned over time.
+struct shutdown_options {
+  /// Recorded as the registry's cause (if it has none yet).
+  stop_cause cause = stop_cause::signal;
+  /// The running tasks may finish on their own this long (they can see the
+  /// request: this_task) before they are cancelled.
+  duration grace{};
+  /// After the cancel, wait at most this long for the running tasks; then
+  /// give up on them (outcome abandoned, named in the snapshot).
+  duration drain_timeout{};
+  /// As run_options::on_progress, on the shutdown's strand; `blocking` holds
+  /// task ids, and the counts are those of the tasks the registry took in.
+  std::function<void(const run_progress&)> on_progress{};
+  duration progress_interval = std::chrono::seconds(1);
 };
 
 namespace detail {
@@ -101,10 +131,24 @@ admission registry_admit(registry_state& state, boost::system::error_code& ec);
 // Undoes an admission whose task could not be stored (its allocation threw).
 void registry_retract(const std::shared_ptr<registry_state>& state);
 // Takes in an admitted task: it starts now or waits for a slot; dropped if a
-// cancel_all came after its admission.
+// cancel_all came after its admission. `name`: empty for the default one.
 void registry_launch(const std::shared_ptr<registry_state>& state, admission a,
-                     std::unique_ptr<registry_task> task);
+                     std::unique_ptr<registry_task> task, std::string name);
 void registry_join_erased(std::shared_ptr<registry_state> state, join_handler handler);
+
+using shutdown_signature = void(boost::system::error_code, registry_snapshot);
+using shutdown_handler = asio::any_completion_handler<shutdown_signature>;
+void registry_shutdown_erased(std::shared_ptr<registry_state> state, shutdown_options options,
+                              shutdown_handler handler);
+
+struct shutdown_initiation {
+  std::shared_ptr<registry_state> state;
+
+  template <class Handler>
+  void operator()(Handler&& handler, shutdown_options options) const {
+    registry_shutdown_erased(state, std::move(options), shutdown_handler(std::forward<Handler>(handler)));
+  }
+};
 
 struct join_initiation {
   std::shared_ptr<registry_state> state;
@@ -178,6 +222,13 @@ class task_registry {
   /// fails later, before its coroutine began, ends `failed` with that error.
   template <awaitable_task Task>
   task_id spawn(Task&& task, boost::system::error_code& ec) {
+    return spawn(std::forward<Task>(task), std::string(), ec);
+  }
+
+  /// As above, with a name for the reports (the snapshot's abandoned_tasks,
+  /// async_shutdown's progress); empty: "task #<id>".
+  template <awaitable_task Task>
+  task_id spawn(Task&& task, std::string name, boost::system::error_code& ec) {
     using stored = std::remove_cvref_t<Task>;
     if (detail::is_null_task(task)) {
       ec = make_error_code(error::invalid_argument);
@@ -192,7 +243,7 @@ class task_registry {
       detail::registry_retract(state_);
       throw;
     }
-    detail::registry_launch(state_, a, std::move(stored_task));
+    detail::registry_launch(state_, a, std::move(stored_task), std::move(name));
     return a.id;
   }
 
@@ -200,8 +251,14 @@ class task_registry {
   /// `task` left as it was.
   template <awaitable_task Task>
   task_id spawn(Task&& task) {
+    return spawn(std::forward<Task>(task), std::string());
+  }
+
+  /// As above, named.
+  template <awaitable_task Task>
+  task_id spawn(Task&& task, std::string name) {
     boost::system::error_code ec;
-    task_id id = spawn(std::forward<Task>(task), ec);
+    task_id id = spawn(std::forward<Task>(task), std::move(name), ec);
     if (ec) throw boost::system::system_error(ec, "graceful::task_registry::spawn");
     return id;
   }
@@ -257,6 +314,42 @@ class task_registry {
   auto async_join(CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return asio::async_initiate<CompletionToken, detail::join_signature>(
         detail::join_initiation{state_}, token);
+  }
+
+  /// Shuts the registry down through the ladder of a run: close() (later
+  /// spawns are refused), the tasks that wait for a slot or have not begun
+  /// are dropped at once, the running ones are told (this_task) and may
+  /// finish for options.grace, then they are cancelled (cancel_all with
+  /// options.cause), and after options.drain_timeout the ones still running
+  /// are given up on: counted `abandoned`, named in the snapshot, left to end
+  /// on their own (their callable and state stay alive until then; their
+  /// end changes no count). Completes once no task is live.
+  ///
+  /// @par Completion Signature
+  /// @code void(boost::system::error_code ec, graceful::registry_snapshot s) @endcode
+  /// `ec` is graceful::error::invalid_argument (nothing done) for a negative
+  /// duration, or a zero progress_interval with on_progress set; clear
+  /// otherwise. `s` is the registry's snapshot once the shutdown is over,
+  /// with abandoned_tasks.
+  ///
+  /// Several calls share one shutdown: a later call is a second stop
+  /// request (it ends the grace at once, as a second signal would), and
+  /// every handler completes at the end with the same snapshot; a call after
+  /// the shutdown ended completes at once.
+  ///
+  /// @par Per-Operation Cancellation
+  /// `terminal`, `partial` and `total`: a second stop request (the grace
+  /// ends at once); the operation still completes when the shutdown does.
+  ///
+  /// @par Executor
+  /// The handler runs on its associated executor (by default the
+  /// registry's), never inside async_shutdown itself.
+  template <asio::completion_token_for<detail::shutdown_signature> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_shutdown(shutdown_options options,
+                      CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
+    return asio::async_initiate<CompletionToken, detail::shutdown_signature>(
+        detail::shutdown_initiation{state_}, token, std::move(options));
   }
 
  private:

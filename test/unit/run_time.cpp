@@ -39,22 +39,7 @@ using namespace std::chrono_literals;
 using namespace graceful_test;
 using clock_type = std::chrono::steady_clock;
 
-// Outside the anonymous namespace: lambdas of the data test cases (templates)
-// capture it.
-struct timed_result {
-  int calls = 0;
-  error_code ec;
-  run_report report;
-  clock_type::time_point at{};
-  auto handler() {
-    return [this](error_code e, run_report r) {
-      ++calls;
-      ec = e;
-      report = std::move(r);
-      at = clock_type::now();
-    };
-  }
-};
+using timed_result = completion<run_report>;
 
 namespace {
 
@@ -86,30 +71,6 @@ void cancel_when_started(asio::io_context& ctx, probe& p, asio::cancellation_sig
   };
 }
 
-// A cleanup that waits on `gate` until the test opens it (cancels it).
-asio::awaitable<void> hung_cleanup(asio::steady_timer& gate, std::shared_ptr<int> capture) {
-  co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
-  ++*capture;  // the task's state is still there when it ends late
-}
-
-// A task whose shielded cleanup hangs on `gate`.
-task hangs_in_cleanup(probe& p, std::size_t i, asio::steady_timer& gate,
-                      std::shared_ptr<int> capture) {
-  return [&p, i, &gate, capture]() -> asio::awaitable<void> {
-    p.start(i, false);
-    cleanup_guard g{p};
-    std::exception_ptr e;
-    try {
-      asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-      co_await t.async_wait(asio::use_awaitable);
-    } catch (...) {
-      e = std::current_exception();
-    }
-    co_await graceful::shield(hung_cleanup(gate, capture));
-    if (e) std::rethrow_exception(e);
-  };
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(run_time)
@@ -124,7 +85,7 @@ BOOST_DATA_TEST_CASE(the_deadline_stops_the_run_as_a_signal_would, context_hints
   graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 6, 1h), 3, o, res.handler());
   ctx.run();
   BOOST_TEST(res.calls == 1);
-  const auto& r = res.report;
+  const auto& r = res.value;
   BOOST_TEST(r.cause() == stop_cause::deadline);
   BOOST_TEST(r.count(task_outcome::cancelled_running) == 3u);
   BOOST_TEST(r.count(task_outcome::cancelled_queued) == 1u);
@@ -144,9 +105,9 @@ BOOST_DATA_TEST_CASE(a_deadline_that_never_comes_changes_nothing, context_hints,
   timed_result res;
   graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 20, 1ms), 4, o, res.handler());
   ctx.run();  // returns: the run's timer goes with the run
-  BOOST_TEST(res.report.cause() == stop_cause::none);
-  BOOST_TEST(res.report.count(task_outcome::completed) == 20u);
-  BOOST_TEST(res.report.exit_code() == 0);
+  BOOST_TEST(res.value.cause() == stop_cause::none);
+  BOOST_TEST(res.value.count(task_outcome::completed) == 20u);
+  BOOST_TEST(res.value.exit_code() == 0);
 }
 
 BOOST_DATA_TEST_CASE(exactly_the_slow_tasks_time_out_and_the_others_complete, context_hints, hint) {
@@ -163,7 +124,7 @@ BOOST_DATA_TEST_CASE(exactly_the_slow_tasks_time_out_and_the_others_complete, co
   timed_result res;
   graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 4, o, res.handler());
   ctx.run();
-  const auto& r = res.report;
+  const auto& r = res.value;
   BOOST_TEST(r.cause() == stop_cause::none);
   BOOST_TEST(r.indices(task_outcome::timed_out) == slow);
   BOOST_TEST(r.count(task_outcome::completed) == 7u);
@@ -189,7 +150,7 @@ BOOST_DATA_TEST_CASE(under_cancel_all_the_first_timeout_stops_the_run, context_h
       timed_result res;
       graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1, o, res.handler());
       ctx.run();
-      const auto& r = res.report;
+      const auto& r = res.value;
       BOOST_TEST(r.outcome(0) == task_outcome::completed);
       BOOST_TEST(r.outcome(1) == task_outcome::timed_out);
       if (policy == graceful::failure_policy::cancel_all) {
@@ -236,7 +197,7 @@ BOOST_DATA_TEST_CASE(the_grace_lets_tasks_finish_and_wind_down_before_the_cancel
   graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 3, o,
                             asio::bind_cancellation_slot(sig.slot(), res.handler()));
   ctx.run();
-  const auto& r = res.report;
+  const auto& r = res.value;
   BOOST_TEST(r.cause() == stop_cause::cancelled);
   BOOST_TEST(r.outcome(0) == task_outcome::completed);
   BOOST_TEST(r.outcome(1) == task_outcome::completed);
@@ -267,8 +228,8 @@ BOOST_DATA_TEST_CASE(a_second_stop_request_ends_the_grace_at_once, context_hints
   graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 2, 1h), 2, o,
                             asio::bind_cancellation_slot(sig.slot(), res.handler()));
   ctx.run();
-  BOOST_TEST(res.report.cause() == stop_cause::cancelled);
-  BOOST_TEST(res.report.count(task_outcome::cancelled_running) == 2u);
+  BOOST_TEST(res.value.cause() == stop_cause::cancelled);
+  BOOST_TEST(res.value.count(task_outcome::cancelled_running) == 2u);
   BOOST_TEST(p.cleaned.load() == 2);
 }
 
@@ -286,8 +247,8 @@ BOOST_DATA_TEST_CASE(a_failure_under_cancel_all_skips_the_grace, context_hints, 
   timed_result res;
   graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 3, o, res.handler());
   ctx.run();
-  BOOST_TEST(res.report.cause() == stop_cause::failure);
-  BOOST_TEST(res.report.count(task_outcome::cancelled_running) == 2u);
+  BOOST_TEST(res.value.cause() == stop_cause::failure);
+  BOOST_TEST(res.value.count(task_outcome::cancelled_running) == 2u);
 }
 
 BOOST_DATA_TEST_CASE(a_hung_cleanup_is_abandoned_at_the_drain_budget_and_ends_safely_later,
@@ -316,10 +277,10 @@ BOOST_DATA_TEST_CASE(a_hung_cleanup_is_abandoned_at_the_drain_budget_and_ends_sa
                               // The run completed without task 1: open its gate
                               // only after the report is gone.
                               std::ostringstream text;
-                              text << res.report;
+                              text << res.value;
                               BOOST_TEST(text.str().find("abandoned:\n    worker-1 (ran ") !=
                                          std::string::npos, text.str());
-                              res.report = run_report{};
+                              res.value = run_report{};
                               asio::post(ctx, [&] { gate.cancel(); });
                             }));
   p.on_start = [&, inner = p.on_start] {
@@ -354,7 +315,7 @@ BOOST_DATA_TEST_CASE(the_report_names_abandoned_tasks_with_how_long_they_ran, co
                               gate.cancel();
                             }));
   ctx.run();
-  const auto& r = res.report;
+  const auto& r = res.value;
   BOOST_TEST(r.outcome(0) == task_outcome::abandoned);
   BOOST_TEST(r.outcome(1) == task_outcome::failed);
   BOOST_TEST((r.ran_for(0) >= 50ms));
@@ -417,7 +378,7 @@ BOOST_DATA_TEST_CASE(progress_comes_at_each_phase_and_names_the_blockers_oldest_
   });
   BOOST_TEST(last_cancelling.blocking == (std::vector<std::size_t>{1, 2}));
   BOOST_TEST(last_cancelling.running == 2u);
-  BOOST_TEST(res.report.count(task_outcome::cancelled_running) == 3u);
+  BOOST_TEST(res.value.count(task_outcome::cancelled_running) == 3u);
 }
 
 BOOST_AUTO_TEST_CASE(this_task_outside_a_task_is_refused) {
@@ -463,7 +424,7 @@ BOOST_DATA_TEST_CASE(a_wait_for_the_stop_is_cancellable_and_one_left_behind_is_l
   timed_result res;
   graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1, res.handler());
   ctx.run();
-  BOOST_TEST(res.report.count(task_outcome::completed) == 1u);
+  BOOST_TEST(res.value.count(task_outcome::completed) == 1u);
   BOOST_TEST(cancelled_wait == asio::error::operation_aborted);
   BOOST_TEST(left_calls == 1);
   BOOST_TEST(left_behind == asio::error::operation_aborted);

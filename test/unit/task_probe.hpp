@@ -3,15 +3,22 @@
 // Tasks that record what happened to them, shared by the run_tasks and
 // task_registry tests.
 
+#include <graceful/shield.hpp>
+
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <functional>
+#include <memory>
+#include <utility>
 #include <vector>
 
 namespace graceful_test {
@@ -65,6 +72,51 @@ inline std::vector<task> sleepers(probe& p, std::size_t n, std::chrono::millisec
   std::vector<task> v;
   for (std::size_t i = 0; i < n; ++i) v.push_back(sleeper(p, i, d));
   return v;
+}
+
+// The completion of one operation that completes with (error_code, Result):
+// how many times, with what, and when.
+template <class Result>
+struct completion {
+  int calls = 0;
+  boost::system::error_code ec;
+  Result value;
+  std::chrono::steady_clock::time_point at{};
+  auto handler() {
+    return [this](boost::system::error_code e, Result r) {
+      ++calls;
+      ec = e;
+      value = std::move(r);
+      at = std::chrono::steady_clock::now();
+    };
+  }
+};
+
+// A cleanup that waits on `gate` until the test opens it (cancels it). A
+// named coroutine, not a lambda: GCC 12 destroys the closure of a lambda
+// that is called and co_awaited in one expression twice.
+inline asio::awaitable<void> wait_on(asio::steady_timer& gate, std::shared_ptr<int> state) {
+  co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
+  ++*state;  // the task's state is still there when it ends late
+}
+
+// A task that waits an hour, then (cancelled) runs a shielded cleanup that
+// hangs on `gate`.
+inline task hangs_in_cleanup(probe& p, std::size_t i, asio::steady_timer& gate,
+                             std::shared_ptr<int> state) {
+  return [&p, i, &gate, state]() -> asio::awaitable<void> {
+    p.start(i, false);
+    cleanup_guard g{p};
+    std::exception_ptr e;
+    try {
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+      co_await t.async_wait(asio::use_awaitable);
+    } catch (...) {
+      e = std::current_exception();
+    }
+    co_await graceful::shield(wait_on(gate, state));
+    if (e) std::rethrow_exception(e);
+  };
 }
 
 }  // namespace graceful_test
