@@ -112,7 +112,8 @@ struct run_options {
   /// and every progress_interval while the run stops, with its progress:
   /// counts, time since the stop request, and the tasks the drain waits
   /// for. Nothing is computed without it. It must not block the loop and
-  /// must not throw (an exception ends the process: std::terminate).
+  /// must not throw (an exception ends the process: std::terminate). An
+  /// empty task list completes at once, with no report.
   std::function<void(const run_progress&)> on_progress{};
   duration progress_interval = std::chrono::seconds(1);
 };

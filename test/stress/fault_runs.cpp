@@ -12,7 +12,9 @@
 // coroutine). Every callable holds a reference to its run's state. A run may
 // be cancelled, with a random cancellation type, at once, after a random
 // delay and/or when a given task is launched; a shared limiter may be closed
-// after a random delay. After the
+// after a random delay. A run may keep time: a deadline, a task timeout, a
+// grace period, a drain budget (tasks may then be abandoned: they end later,
+// before the context runs out of work) and progress reports. After the
 // context ran out of work, every invariant is checked (see check_run). Trial k
 // uses seed S+k; a failure prints the seed that replays it alone
 // (`--seed X --runs 1`). Without --seed, S is drawn at random and printed.
@@ -110,6 +112,9 @@ struct run_state {
   std::unique_ptr<task_record[]> recs;
   std::size_t n = 0;
   bool limiter_may_close = false;
+  // Time (zero: not set).
+  microseconds deadline{0}, task_timeout{0}, grace{0}, drain_timeout{0};
+  bool progress = false;
   // Every task's callable holds a reference: once the run is over, only the
   // never-started ones in the report may still hold theirs.
   std::shared_ptr<const int> captured = std::make_shared<const int>(0);
@@ -119,6 +124,7 @@ struct run_state {
   counter_peak* shared_in_flight = nullptr;  // across the runs of a limiter
   std::atomic<int> handler_calls{0};
   bool emitted = false;  // on the handler's strand
+  std::vector<graceful::run_progress> progress_seen;  // on the run's strand
   boost::system::error_code ec;
   graceful::run_report report;
   asio::cancellation_signal sig;
@@ -250,7 +256,10 @@ struct trial {
       os << "\n  run " << r << ": n=" << s.n << " limit=" << s.limit << " policy="
          << (s.policy == graceful::failure_policy::cancel_all ? "cancel_all" : "continue")
          << " cancel=" << (s.when == moment::none ? "none" : s.when == moment::at_once ? "at_once" : "timed")
-         << " type=" << static_cast<unsigned>(s.type) << " delay_us=" << s.delay.count();
+         << " type=" << static_cast<unsigned>(s.type) << " delay_us=" << s.delay.count()
+         << " deadline_us=" << s.deadline.count() << " timeout_us=" << s.task_timeout.count()
+         << " grace_us=" << s.grace.count() << " drain_us=" << s.drain_timeout.count()
+         << " progress=" << s.progress;
       if (s.cancel_on_launch) os << " on_launch=" << *s.cancel_on_launch;
       os << " emitted=" << s.emitted << " cause=" << s.report.cause() << "\n   ";
       for (std::size_t i = 0; i < s.n; ++i) {
@@ -278,6 +287,18 @@ void plan_run(run_state& s, rng& r) {
   s.type = types[r.below(3)];
   s.delay = r.short_delay(4000);
   if (s.when != moment::none && s.n > 0 && r.chance(2)) s.cancel_on_launch = r.below(s.n);
+  if (r.chance(3)) {  // a run that keeps time
+    auto maybe = [&r](std::size_t one_in, std::size_t max_us) {
+      return r.chance(one_in) ? r.short_delay(max_us) + microseconds(1) : microseconds(0);
+    };
+    s.deadline = maybe(3, 6000);
+    s.task_timeout = maybe(3, 2000);
+    s.grace = maybe(3, 2000);
+    s.drain_timeout = maybe(3, 500);
+    s.progress = r.chance(3);
+  }
+  // Whether something will end a task that waits forever.
+  const bool ends_waiters = s.when != moment::none || s.deadline.count() > 0 || s.task_timeout.count() > 0;
   s.recs = std::make_unique<task_record[]>(s.n);
   // Mostly well-behaved tasks, so that runs get far; the rest spread evenly.
   for (std::size_t i = 0; i < s.n; ++i) {
@@ -287,7 +308,7 @@ void plan_run(run_state& s, rng& r) {
            : pick < 12 ? behaviour::shielded
                        : static_cast<behaviour>(1 + (pick - 12) % 7);
     // Only a run that will be cancelled may hold tasks that wait for it.
-    if (t.kind == behaviour::wait_cancel && s.when == moment::none) t.kind = behaviour::finish;
+    if (t.kind == behaviour::wait_cancel && !ends_waiters) t.kind = behaviour::finish;
     t.body = r.short_delay(300);
     t.cleanup = r.short_delay(300);
   }
@@ -306,9 +327,8 @@ std::string check_run(const run_state& s) {
   const graceful::run_report& rep = s.report;
   if (rep.size() != s.n) return fail("the report has ", rep.size(), " tasks, not ", s.n);
   std::size_t total = 0;
-  for (auto o : {task_outcome::completed, task_outcome::failed, task_outcome::cancelled_running,
-                 task_outcome::cancelled_queued, task_outcome::not_started}) {
-    total += rep.count(o);
+  for (std::size_t k = 0; k < graceful::detail::outcome_kinds; ++k) {
+    total += rep.count(static_cast<task_outcome>(k));
   }
   if (total != s.n) return fail("the report's counts add up to ", total, ", not ", s.n);
   if (rep.count(task_outcome::cancelled_queued) > 1) return fail("more than one task cancelled_queued");
@@ -321,9 +341,13 @@ std::string check_run(const run_state& s) {
       if (!s.emitted) return fail("cause cancelled, but no cancellation was emitted");
       break;
     case graceful::stop_cause::failure:
-      if (s.policy != graceful::failure_policy::cancel_all || rep.count(task_outcome::failed) == 0) {
-        return fail("cause failure without cancel_all and a failed task");
+      if (s.policy != graceful::failure_policy::cancel_all ||
+          rep.count(task_outcome::failed) + rep.count(task_outcome::timed_out) == 0) {
+        return fail("cause failure without cancel_all and a failed or timed-out task");
       }
+      break;
+    case graceful::stop_cause::deadline:
+      if (s.deadline.count() == 0) return fail("cause deadline, but the run had none");
       break;
     case graceful::stop_cause::limiter_closed:
       if (!s.limiter_may_close) return fail("cause limiter_closed, but the limiter was never closed");
@@ -331,8 +355,15 @@ std::string check_run(const run_state& s) {
     default:
       return fail("unexpected cause ", rep.cause());
   }
-  if (s.policy == graceful::failure_policy::cancel_all && rep.count(task_outcome::failed) > 0 && !stopped) {
-    return fail("a task failed under cancel_all but the run was not stopped");
+  if (s.policy == graceful::failure_policy::cancel_all &&
+      rep.count(task_outcome::failed) + rep.count(task_outcome::timed_out) > 0 && !stopped) {
+    return fail("a task failed or timed out under cancel_all but the run was not stopped");
+  }
+  if (rep.count(task_outcome::timed_out) > 0 && s.task_timeout.count() == 0) {
+    return fail("a task timed out in a run without a task_timeout");
+  }
+  if (rep.count(task_outcome::abandoned) > 0 && (s.drain_timeout.count() == 0 || !stopped)) {
+    return fail("a task was abandoned without a drain budget and a stop");
   }
 
   std::size_t began_count = 0;
@@ -341,7 +372,8 @@ std::string check_run(const run_state& s) {
     const task_record& t = s.recs[i];
     const task_outcome o = rep.outcome(i);
     const bool began = o == task_outcome::completed || o == task_outcome::failed ||
-                       o == task_outcome::cancelled_running;
+                       o == task_outcome::cancelled_running || o == task_outcome::timed_out ||
+                       o == task_outcome::abandoned;
     const int expect_entered = began && t.kind != behaviour::factory_throws ? 1 : 0;
     if (t.invoked != (began ? 1 : 0)) return fail("task ", i, " (", o, ") was invoked ", t.invoked.load(), " times");
     if (t.entered != expect_entered) return fail("task ", i, " (", o, ") began ", t.entered.load(), " times");
@@ -381,7 +413,21 @@ std::string check_run(const run_state& s) {
         fits = o == task_outcome::cancelled_running;
         break;
     }
+    // A task that awaits may time out (its own timeout); one that throws
+    // before its first await cannot. Any task that began may be given up on
+    // (the drain budget): even one that ended at once, its end still on its
+    // way through the event loop.
+    const bool awaits = t.kind != behaviour::throw_now && t.kind != behaviour::factory_throws &&
+                        !(t.kind == behaviour::finish && t.body.count() == 0);
+    if (o == task_outcome::timed_out) fits = awaits && t.kind != behaviour::cleanup_throws;
+    if (o == task_outcome::abandoned) fits = true;
     if (began && !fits) return fail("task ", i, " (", behaviour_names[static_cast<int>(t.kind)], ") ended ", o);
+    if (o == task_outcome::timed_out && rep.ran_for(i) < s.task_timeout) {
+      return fail("task ", i, " timed out after ", rep.ran_for(i).count(), " ns, before its timeout");
+    }
+    if (o == task_outcome::abandoned && rep.ran_for(i) < s.drain_timeout) {
+      return fail("task ", i, " was abandoned after ", rep.ran_for(i).count(), " ns, within the drain budget");
+    }
     // A failure carries the task's own exception; nothing else carries one.
     std::exception_ptr e = rep.error(i);
     if ((o == task_outcome::failed) != static_cast<bool>(e)) return fail("task ", i, " (", o, ") error mismatch");
@@ -410,6 +456,18 @@ std::string check_run(const run_state& s) {
   }
   if (s.in_flight.peak > static_cast<int>(s.limit)) {
     return fail("peak concurrency ", s.in_flight.peak.load(), " above the limit ", s.limit);
+  }
+  if (s.progress && s.n > 0) {  // an empty run completes at once, with no report
+    const auto& seen = s.progress_seen;
+    if (seen.empty() || seen.back().phase != graceful::run_phase::done) {
+      return fail("no progress report of the done phase");
+    }
+    for (std::size_t k = 0; k < seen.size(); ++k) {
+      const auto& p = seen[k];
+      if (p.running + p.queued + p.not_started + p.ended != s.n) return fail("progress counts do not add up");
+      if (p.blocking.size() > 8 || p.blocking.size() > p.running) return fail("progress blocking list too long");
+      if (k > 0 && p.phase < seen[k - 1].phase) return fail("progress phases went back");
+    }
   }
   return {};
 }
@@ -485,6 +543,14 @@ std::string run_trial(trial& t, watchdog& dog) {
     graceful::run_options options;
     options.on_failure = s.policy;
     if (limiter) options.limiter = &*limiter;
+    options.deadline = s.deadline;
+    options.task_timeout = s.task_timeout;
+    options.grace = s.grace;
+    options.drain_timeout = s.drain_timeout;
+    if (s.progress) {
+      options.progress_interval = microseconds(200);
+      options.on_progress = [&s](const graceful::run_progress& p) { s.progress_seen.push_back(p); };
+    }
     graceful::async_run_tasks(
         ctx.get_executor(), std::move(tasks), s.limit, options,
         asio::bind_cancellation_slot(
