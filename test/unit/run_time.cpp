@@ -383,7 +383,7 @@ BOOST_DATA_TEST_CASE(progress_comes_at_each_phase_and_names_the_blockers_oldest_
 
 BOOST_AUTO_TEST_CASE(this_task_outside_a_task_is_refused) {
   asio::io_context ctx;
-  BOOST_CHECK_EXCEPTION(graceful::this_task::async_wait_stop(asio::deferred),
+  BOOST_CHECK_EXCEPTION(static_cast<void>(graceful::this_task::async_wait_stop(asio::deferred)),
                         boost::system::system_error, [](const boost::system::system_error& e) {
                           return e.code() == graceful::error::not_in_task;
                         });
