@@ -394,6 +394,9 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
       if (r.relay->requested) continue;  // the run's cancel reached it first
       r.timed_out = true;
       r.relay->request();
+      // A timeout is a failure to cancel_all: the run stops now, not when
+      // the timed-out task's cleanup ends.
+      if (options_.on_failure == failure_policy::cancel_all) stop(stop_cause::failure, 0);
     }
   }
 

@@ -100,6 +100,7 @@ void shutdown_ladder::on_wake() {
 void shutdown_ladder::report(steady::time_point now) {
   if (!settings_.on_progress) return;
   next_report_ = now + settings_.progress_interval;
+  if (phase_ == run_phase::grace || phase_ == run_phase::cancelling) wake_by(next_report_);
   run_progress p;
   p.phase = phase_;
   p.cause = cause_;
