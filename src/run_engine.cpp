@@ -154,7 +154,6 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
         runner_count_(std::min(n_, limit)),
         runners_(runner_count_ > 0 ? runner_blocks().acquire(runner_count_) : block_span<runner>{}),
         relays_(runner_count_ > 0 ? acquire_relays(runner_count_) : relay_span{}),
-        timed_(is_timed(options_)),
         notice_(std::make_shared<stop_notice>(ex_)),
         ladder_(strand_,
                 ladder_settings{options_.grace, options_.drain_timeout, options_.on_progress,
@@ -171,6 +170,9 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     }
   }
 
+  // A timed run keeps time (any time option, or on_progress): its ladder has the timer.
+  bool timed() const noexcept { return ladder_.timed(); }
+
   // Makes the engine of a run; nothing of it runs yet.
   static std::shared_ptr<run_engine> make(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
                                           std::size_t limit, run_options options, run_handler handler,
@@ -181,11 +183,6 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     return engine;
   }
 
-  // Whether a run with these options keeps time (see the class comment).
-  static bool is_timed(const run_options& o) noexcept {
-    return o.deadline != duration{} || o.task_timeout != duration{} || o.grace != duration{} ||
-           o.drain_timeout != duration{} || static_cast<bool>(o.on_progress);
-  }
 
   run_engine(const run_engine&) = delete;
   run_engine& operator=(const run_engine&) = delete;
@@ -326,7 +323,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
 
   // The run starts, on its strand.
   void begin() {
-    if (timed_) {
+    if (timed()) {
       started_at_ = clock::now();
       if (options_.deadline > duration{} && !stopping_) ladder_.wake_by(started_at_ + options_.deadline);
       ladder_.start();
@@ -474,7 +471,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     runner& r = free_.pop();
     r.index = i;
     r.busy = true;
-    if (timed_) track(r);
+    if (timed()) track(r);
     relay_ref relay = r.relay->begin();
     r.permit = std::move(permit);
     ++running_;
@@ -501,7 +498,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     --running_;
     r.busy = false;
     clock::time_point ended{};
-    if (timed_) {
+    if (timed()) {
       ended = clock::now();
       untrack(r);
     }
@@ -513,7 +510,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     free_.push(r);
     task_outcome outcome = outcome_of(end, r.relay->requested);
     if (outcome == task_outcome::cancelled_running && r.timed_out) outcome = task_outcome::timed_out;
-    if (timed_ && (outcome == task_outcome::failed || outcome == task_outcome::timed_out)) {
+    if (timed() && (outcome == task_outcome::failed || outcome == task_outcome::timed_out)) {
       ran_.emplace_back(r.index, ended - r.started);
     }
     if (outcome == task_outcome::failed) {
@@ -620,7 +617,6 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   bool finished_ = false;
   stop_cause cause_ = stop_cause::none;
   int signal_ = 0;
-  const bool timed_;  // see is_timed
   std::shared_ptr<stop_notice> notice_;  // this_task's
   shutdown_ladder ladder_;
   clock::time_point started_at_{};  // a timed run's
