@@ -49,8 +49,7 @@ using clock = steady;
 // it back. A stop sets off allocations in bulk (a shielded cleanup's frame and
 // its posted completions, for hundreds of tasks at a time) that glibc serves
 // from the top of the heap; with those pages already mapped the way out takes
-// no page faults. On 100 tasks with an awaited cleanup: 12 page faults fewer
-// after the signal, and the in-process signal-to-join median 0.29 -> 0.21 ms.
+// no page faults (measured in the README, "Performance").
 // 120 KB is under glibc's default mmap and trim thresholds (128 KB): the block
 // comes from the heap and stays mapped once freed.
 void reserve_shutdown_headroom() {
@@ -189,7 +188,13 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   ~run_engine() {
     signals_access::forget(stop_signals_, this);
     if (running_ > 0) {  // tasks destroyed unfinished (their context went first)
-      for (std::size_t k = 0; k < runner_count_; ++k) runners_.first[k].permit.release();
+      for (std::size_t k = 0; k < runner_count_; ++k) {
+        runner& r = runners_.first[k];
+        // Its frame is gone (it held this engine): its callable goes too,
+        // even where a report still holds the task list.
+        if (r.busy && tasks_) tasks_->release(r.index);
+        r.permit.release();
+      }
     }
     if (runners_.first != nullptr) runner_blocks().release(runners_);
     release_relays(relays_);
@@ -294,10 +299,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   // a few hundred tasks' worth of hot memory instead of faulting in fresh
   // pages for all of them at once. A slow cleanup delays nobody: the next
   // batch goes out after one turn of the event loop, not when this one ends.
-  // cancel_batch_size: 256 against 1,024, medians of 25-31 alternating runs
-  // on 1,000 running tasks with an awaited cleanup: 0.84 against 1.07 ms
-  // from the signal to the last join; with 10,000 and 100,000 running tasks,
-  // and with a sync cleanup, the two were within this machine's noise.
+  // cancel_batch_size was chosen by measurement (README, "Performance").
   //
   // Last runner first: runners are taken in order, so this is roughly the
   // reverse of the start order. Timers armed one after another with the same
@@ -325,7 +327,9 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   void begin() {
     if (timed()) {
       started_at_ = clock::now();
-      if (options_.deadline > duration{} && !stopping_) ladder_.wake_by(started_at_ + options_.deadline);
+      if (options_.deadline > duration{} && !stopping_) {
+        ladder_.wake_by(later_by(started_at_, options_.deadline));
+      }
       ladder_.start();
     }
     fill();
@@ -364,13 +368,16 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   // The deadline (until a stop) and the oldest task's timeout (until the cancel).
   clock::time_point ladder_next_alarm() override {
     auto t = clock::time_point::max();
-    if (!stopping_ && options_.deadline > duration{}) t = started_at_ + options_.deadline;
-    if (times_out() && unexpired_ != nullptr) t = std::min(t, unexpired_->started + options_.task_timeout);
+    if (!stopping_ && options_.deadline > duration{}) t = later_by(started_at_, options_.deadline);
+    if (times_out() && unexpired_ != nullptr) {
+      t = std::min(t, later_by(unexpired_->started, options_.task_timeout));
+    }
     return t;
   }
 
   void ladder_alarm(clock::time_point now) override {
-    if (!stopping_ && options_.deadline > duration{} && now >= started_at_ + options_.deadline) {
+    const bool deadline_set = options_.deadline > duration{};
+    if (!stopping_ && deadline_set && now >= later_by(started_at_, options_.deadline)) {
       stop(stop_cause::deadline, 0);
     }
     if (times_out()) expire(now);
@@ -385,7 +392,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   // Cancels the tasks that have run for task_timeout by `now`: a prefix of
   // the running list, from unexpired_ on.
   void expire(clock::time_point now) {
-    while (unexpired_ != nullptr && now >= unexpired_->started + options_.task_timeout) {
+    while (unexpired_ != nullptr && now >= later_by(unexpired_->started, options_.task_timeout)) {
       runner& r = *unexpired_;
       unexpired_ = r.newer;
       if (r.relay->requested) continue;  // the run's cancel reached it first
@@ -405,7 +412,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     (newest_ != nullptr ? newest_->newer : oldest_) = &r;
     newest_ = &r;
     if (unexpired_ == nullptr) unexpired_ = &r;
-    if (times_out()) ladder_.wake_by(r.started + options_.task_timeout);
+    if (times_out()) ladder_.wake_by(later_by(r.started, options_.task_timeout));
   }
 
   void untrack(runner& r) {
@@ -575,7 +582,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
       // it now. A post would allocate its operation right after every task's
       // frames went back to malloc, and that first allocation after a mass
       // free sorts glibc's whole unsorted bin, tens of thousands of cold
-      // chunks (measured: 1.6 ms of a 1,000,000/10,000 run's join).
+      // chunks: milliseconds of a huge run's join.
       std::move(handler_)(boost::system::error_code{}, std::move(report));
       return;
     }

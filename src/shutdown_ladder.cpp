@@ -35,7 +35,7 @@ bool shutdown_ladder::request(stop_cause cause, int signal_number, bool grace_al
   if (timed()) stop_at_ = steady::now();
   if (settings_.grace > duration{} && grace_allowed) {
     phase_ = run_phase::grace;
-    wake_by(stop_at_ + settings_.grace);
+    wake_by(later_by(stop_at_, settings_.grace));
     report(stop_at_);
   } else {
     begin_cancel();
@@ -48,7 +48,7 @@ void shutdown_ladder::begin_cancel() {
   owner_.ladder_cancel();
   if (!timed() || phase_ == run_phase::done) return;
   cancel_at_ = steady::now();
-  if (settings_.drain_timeout > duration{}) wake_by(cancel_at_ + settings_.drain_timeout);
+  if (settings_.drain_timeout > duration{}) wake_by(later_by(cancel_at_, settings_.drain_timeout));
   report(cancel_at_);
 }
 
@@ -74,9 +74,9 @@ void shutdown_ladder::wake_by(steady::time_point t) {
 
 void shutdown_ladder::arm_next() {
   steady::time_point t = owner_.ladder_next_alarm();
-  if (phase_ == run_phase::grace) t = std::min(t, stop_at_ + settings_.grace);
+  if (phase_ == run_phase::grace) t = std::min(t, later_by(stop_at_, settings_.grace));
   if (phase_ == run_phase::cancelling && settings_.drain_timeout > duration{}) {
-    t = std::min(t, cancel_at_ + settings_.drain_timeout);
+    t = std::min(t, later_by(cancel_at_, settings_.drain_timeout));
   }
   if (phase_ != run_phase::running && settings_.on_progress) t = std::min(t, next_report_);
   if (t != steady::time_point::max()) wake_by(t);
@@ -87,10 +87,10 @@ void shutdown_ladder::on_wake() {
   if (phase_ == run_phase::done) return;
   const auto now = steady::now();
   owner_.ladder_alarm(now);
-  if (phase_ == run_phase::grace && now >= stop_at_ + settings_.grace) begin_cancel();
+  if (phase_ == run_phase::grace && now >= later_by(stop_at_, settings_.grace)) begin_cancel();
   if (phase_ == run_phase::done) return;
   if (phase_ == run_phase::cancelling && settings_.drain_timeout > duration{} &&
-      now >= cancel_at_ + settings_.drain_timeout) {
+      now >= later_by(cancel_at_, settings_.drain_timeout)) {
     return owner_.ladder_abandon(now);
   }
   if (phase_ != run_phase::running && settings_.on_progress && now >= next_report_) report(now);
@@ -99,7 +99,7 @@ void shutdown_ladder::on_wake() {
 
 void shutdown_ladder::report(steady::time_point now) {
   if (!settings_.on_progress) return;
-  next_report_ = now + settings_.progress_interval;
+  next_report_ = later_by(now, settings_.progress_interval);
   if (phase_ == run_phase::grace || phase_ == run_phase::cancelling) wake_by(next_report_);
   run_progress p;
   p.phase = phase_;

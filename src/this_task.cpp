@@ -21,9 +21,11 @@ std::shared_ptr<stop_notice> current_stop_notice(const char* what) {
 
 void wait_stop_erased(std::shared_ptr<stop_notice> notice, stop_wait_handler handler) {
   std::unique_lock lock(notice->mutex);
-  if (notice->requested) {
+  if (notice->requested || notice->closed) {
+    boost::system::error_code ec;
+    if (!notice->requested) ec = asio::error::operation_aborted;
     lock.unlock();
-    asio::post(notice->ex, asio::append(std::move(handler), boost::system::error_code{}));
+    asio::post(notice->ex, asio::append(std::move(handler), ec));
     return;
   }
   park_waiter<stop_notice>(notice, std::move(lock), std::move(handler));

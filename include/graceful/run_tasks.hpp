@@ -102,7 +102,11 @@ struct run_options {
   /// are destroyed unfinished (their destructors run, the awaited cleanup
   /// does not go on); it prints the report on stderr. The budget is counted
   /// on the event loop: a cleanup that blocks the loop's thread holds it up
-  /// too (signal_policy::force_exit_after is the way out of that).
+  /// too (signal_policy::force_exit_after is the way out of that). It bounds
+  /// the shutdown, not a task_timeout: a task cancelled by its own timeout
+  /// while the run goes on is waited for (it keeps its slot), and if it is
+  /// still in its cleanup when a stop's drain budget runs out, it is
+  /// abandoned with the others. A deadline bounds the whole run.
   duration drain_timeout{};
   /// Index -> name of a task, for the report (run_report::name, its
   /// operator<<) and on_progress's readers. Default: "task #i". Called only

@@ -38,6 +38,11 @@ struct wait_stop_initiation {
 
 /// What a task of a run (async_run_tasks, run_tasks) or of a task_registry
 /// can ask about its own run, from inside its coroutine.
+///
+/// A run's stop request is its first stop (signal, cancellation, deadline,
+/// failure under cancel_all; not a closed limiter, which only stops the
+/// starts). A registry's is its first cancel_all or
+/// async_shutdown; destroying a registry cancels it, so that is one too.
 namespace this_task {
 
 /// Whether the run (or registry) this task belongs to has been asked to

@@ -18,9 +18,8 @@ struct block_span {
 // most objects ever taken at once.
 //
 // Why: a block of 10,000 or more objects is bigger than glibc's mmap
-// threshold. Freeing it unmaps it, page by page (0.5 ms for 4.8 MB, inside
-// the join of a run of 100,000 tasks), and the next one faults its pages in
-// again. Objects come back as they were left: the taker resets what it uses.
+// threshold. Freeing it unmaps it, page by page, inside the join of a wide
+// run, and the next one faults its pages in again (README, "Performance"). Objects come back as they were left: the taker resets what it uses.
 template <class T>
 class block_cache {
  public:

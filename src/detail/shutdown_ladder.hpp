@@ -17,6 +17,12 @@ namespace graceful::detail {
 
 using steady = std::chrono::steady_clock;
 
+// t + d for a non-negative d, or the latest time point when that does not
+// fit: a duration of centuries (duration::max()) means never, not an overflow.
+constexpr steady::time_point later_by(steady::time_point t, steady::duration d) noexcept {
+  return d >= steady::time_point::max() - t ? steady::time_point::max() : t + d;
+}
+
 // What a shutdown_ladder drives: a run (run_engine) or a registry's
 // shutdown (async_shutdown). Every call comes on the ladder's executor.
 class ladder_owner {

@@ -29,11 +29,14 @@ struct stop_notice : std::enable_shared_from_this<stop_notice> {
   }
 
   // The run ended without a stop request: the waits still parked (of tasks
-  // that ended) complete with operation_aborted, so that nothing is kept.
+  // that ended) complete with operation_aborted, so that nothing is kept,
+  // and so do later ones (a deferred wait made in a task and started after
+  // the run, or a helper that outlived its task).
   void close() {
     waiter_list<>::batch b;
     {
       std::lock_guard lock(mutex);
+      closed = true;
       b = waiters.take_all();
     }
     waiter_list<>::complete(b, ex, asio::error::operation_aborted);
@@ -42,6 +45,7 @@ struct stop_notice : std::enable_shared_from_this<stop_notice> {
   const asio::any_io_executor ex;
   std::atomic<bool> requested{false};
   std::mutex mutex;
+  bool closed = false;    // guarded by mutex: close() came
   waiter_list<> waiters;  // async_wait_stop
 };
 

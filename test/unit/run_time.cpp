@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -108,6 +109,30 @@ BOOST_DATA_TEST_CASE(a_deadline_that_never_comes_changes_nothing, context_hints,
   BOOST_TEST(res.value.cause() == stop_cause::none);
   BOOST_TEST(res.value.count(task_outcome::completed) == 20u);
   BOOST_TEST(res.value.exit_code() == 0);
+}
+
+BOOST_DATA_TEST_CASE(durations_too_long_to_add_mean_never, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  asio::cancellation_signal sig;
+  cancel_when_started(ctx, p, sig, 2);
+  graceful::run_options o;
+  o.deadline = graceful::duration::max();
+  o.task_timeout = graceful::duration::max();
+  o.grace = graceful::duration::max();
+  o.drain_timeout = graceful::duration::max();
+  o.progress_interval = graceful::duration::max();
+  std::vector<run_phase> phases;
+  o.on_progress = [&](const graceful::run_progress& pr) { phases.push_back(pr.phase); };
+  timed_result res;
+  graceful::async_run_tasks(ctx.get_executor(), sleepers(p, 2, 50ms), 2, o,
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.run();
+  // No deadline, no timeout: both tasks run until the stop request, then
+  // finish within a grace that never ends.
+  BOOST_TEST(res.value.cause() == stop_cause::cancelled);
+  BOOST_TEST(res.value.count(task_outcome::completed) == 2u);
+  BOOST_TEST((phases == std::vector<run_phase>{run_phase::running, run_phase::grace, run_phase::done}));
 }
 
 BOOST_DATA_TEST_CASE(exactly_the_slow_tasks_time_out_and_the_others_complete, context_hints, hint) {
@@ -294,6 +319,32 @@ BOOST_DATA_TEST_CASE(a_hung_cleanup_is_abandoned_at_the_drain_budget_and_ends_sa
   BOOST_TEST(watch.expired(), "use_count " << watch.use_count());  // its callable went when it ended
 }
 
+BOOST_DATA_TEST_CASE(a_timed_out_task_still_in_its_cleanup_is_abandoned_at_the_stop_s_drain_budget,
+                     context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  asio::steady_timer gate(ctx, asio::steady_timer::time_point::max());
+  std::vector<task> tasks;
+  tasks.push_back(hangs_in_cleanup(p, 0, gate, std::make_shared<int>(0)));
+  graceful::run_options o;
+  o.task_timeout = 20ms;  // its cleanup hangs: the run waits for it
+  o.deadline = 100ms;     // until the stop,
+  o.drain_timeout = 50ms;  // whose budget gives up on it
+  timed_result res;
+  const auto t0 = clock_type::now();
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1, o,
+                            [&](error_code e, run_report r) {
+                              res.handler()(e, std::move(r));
+                              gate.cancel();
+                            });
+  ctx.run_for(10s);
+  BOOST_REQUIRE(res.calls == 1);
+  BOOST_TEST(res.value.cause() == stop_cause::deadline);
+  BOOST_TEST(res.value.outcome(0) == task_outcome::abandoned);
+  check_took(res.at - t0, 150ms);
+  BOOST_TEST(p.cleaned.load() == 1);  // its cleanup ended, late
+}
+
 BOOST_DATA_TEST_CASE(the_report_names_abandoned_tasks_with_how_long_they_ran, context_hints, hint) {
   asio::io_context ctx(hint);
   probe p;
@@ -405,8 +456,9 @@ BOOST_AUTO_TEST_CASE(this_task_outside_a_task_is_refused) {
 BOOST_DATA_TEST_CASE(a_wait_for_the_stop_is_cancellable_and_one_left_behind_is_let_go, context_hints,
                      hint) {
   asio::io_context ctx(hint);
-  error_code cancelled_wait, left_behind;
-  int left_calls = 0;
+  error_code cancelled_wait, left_behind, started_late;
+  int left_calls = 0, late_calls = 0;
+  std::function<void()> start_late;
   std::vector<task> tasks;
   tasks.push_back([&]() -> asio::awaitable<void> {
     asio::cancellation_signal own;
@@ -420,6 +472,14 @@ BOOST_DATA_TEST_CASE(a_wait_for_the_stop_is_cancellable_and_one_left_behind_is_l
       ++left_calls;
       left_behind = e;
     });
+    // And one made here but started only after the run ended.
+    start_late = [op = graceful::this_task::async_wait_stop(asio::deferred), &late_calls,
+                  &started_late]() mutable {
+      std::move(op)([&](error_code e) {
+        ++late_calls;
+        started_late = e;
+      });
+    };
   });
   timed_result res;
   graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1, res.handler());
@@ -428,6 +488,12 @@ BOOST_DATA_TEST_CASE(a_wait_for_the_stop_is_cancellable_and_one_left_behind_is_l
   BOOST_TEST(cancelled_wait == asio::error::operation_aborted);
   BOOST_TEST(left_calls == 1);
   BOOST_TEST(left_behind == asio::error::operation_aborted);
+  BOOST_REQUIRE(start_late);
+  start_late();
+  ctx.restart();
+  ctx.run_for(10s);  // a wait that parked would keep the context busy until then
+  BOOST_TEST(late_calls == 1);
+  BOOST_TEST(started_late == asio::error::operation_aborted);
 }
 
 BOOST_AUTO_TEST_CASE(negative_durations_are_refused_with_a_message_naming_them) {
@@ -460,6 +526,31 @@ BOOST_AUTO_TEST_CASE(negative_durations_are_refused_with_a_message_naming_them) 
   o.on_progress = [](const graceful::run_progress&) {};
   o.progress_interval = {};
   BOOST_CHECK_THROW(graceful::run_tasks(std::vector<task>{}, 1, o), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(the_blocking_run_tasks_lets_an_abandoned_task_s_captures_go) {
+  probe p;
+  auto capture = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = capture;
+  std::vector<task> tasks;
+  // Cancelled, its shielded cleanup waits for ever on a timer of its own:
+  // abandoned, it goes with run_tasks' context.
+  tasks.push_back([&p, capture = std::move(capture)]() -> asio::awaitable<void> {
+    p.start(0, false);
+    cleanup_guard g{p};
+    asio::steady_timer forever(co_await asio::this_coro::executor, clock_type::time_point::max());
+    co_await forever.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await graceful::shield(forever.async_wait(asio::as_tuple(asio::use_awaitable)));
+  });
+  tasks.push_back(timed(p, 1, 1h));  // never starts: the report keeps it
+  graceful::run_options o;
+  o.deadline = 20ms;
+  o.drain_timeout = 20ms;
+  run_report r = graceful::run_tasks(std::move(tasks), 1, o);
+  BOOST_TEST(r.outcome(0) == task_outcome::abandoned);
+  BOOST_TEST(r.outcome(1) == task_outcome::cancelled_queued);
+  BOOST_TEST(watch.expired(), "use_count " << watch.use_count());
+  BOOST_TEST(r.take_unstarted<task>().size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(the_blocking_run_tasks_keeps_time_too) {
