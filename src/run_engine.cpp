@@ -45,6 +45,14 @@ namespace {
 
 using clock = steady;
 
+// How long after its start stamp a task times out: its timeout, plus how far
+// the stamp may run behind (saturated: a timeout of centuries stays never).
+duration timeout_span(duration timeout) noexcept {
+  if (timeout <= duration{}) return duration{};
+  const duration slack = start_stamp_resolution();
+  return timeout >= duration::max() - slack ? duration::max() : timeout + slack;
+}
+
 // Once a run's first tasks are in flight: faults in 120 KB of heap and gives
 // it back. A stop sets off allocations in bulk (a shielded cleanup's frame and
 // its posted completions, for hundreds of tasks at a time) that glibc serves
@@ -145,6 +153,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
         tasks_(std::move(tasks)),
         n_(tasks_->size()),
         options_(options),
+        timeout_span_(timeout_span(options_.task_timeout)),
         limiter_(options_.limiter),
         handler_(std::move(handler)),
         work_(tracked_work(handler_, ex_)),
@@ -370,7 +379,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     auto t = clock::time_point::max();
     if (!stopping_ && options_.deadline > duration{}) t = later_by(started_at_, options_.deadline);
     if (times_out() && unexpired_ != nullptr) {
-      t = std::min(t, later_by(unexpired_->started, options_.task_timeout));
+      t = std::min(t, later_by(unexpired_->started, timeout_span_));
     }
     return t;
   }
@@ -392,7 +401,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   // Cancels the tasks that have run for task_timeout by `now`: a prefix of
   // the running list, from unexpired_ on.
   void expire(clock::time_point now) {
-    while (unexpired_ != nullptr && now >= later_by(unexpired_->started, options_.task_timeout)) {
+    while (unexpired_ != nullptr && now >= later_by(unexpired_->started, timeout_span_)) {
       runner& r = *unexpired_;
       unexpired_ = r.newer;
       if (r.relay->requested) continue;  // the run's cancel reached it first
@@ -405,14 +414,14 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   }
 
   void track(runner& r) {
-    r.started = clock::now();
+    r.started = start_stamp();
     r.timed_out = false;
     r.older = newest_;
     r.newer = nullptr;
     (newest_ != nullptr ? newest_->newer : oldest_) = &r;
     newest_ = &r;
     if (unexpired_ == nullptr) unexpired_ = &r;
-    if (times_out()) ladder_.wake_by(later_by(r.started, options_.task_timeout));
+    if (times_out()) ladder_.wake_by(later_by(r.started, timeout_span_));
   }
 
   void untrack(runner& r) {
@@ -504,11 +513,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     tasks_->release(r.index);  // before anything can complete the run
     --running_;
     r.busy = false;
-    clock::time_point ended{};
-    if (timed()) {
-      ended = clock::now();
-      untrack(r);
-    }
+    if (timed()) untrack(r);
     if (finished_) {  // abandoned: its end changes nothing that was reported
       r.permit.release();
       if (running_ == 0) task_work_ = {};
@@ -518,7 +523,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     task_outcome outcome = outcome_of(end, r.relay->requested);
     if (outcome == task_outcome::cancelled_running && r.timed_out) outcome = task_outcome::timed_out;
     if (timed() && (outcome == task_outcome::failed || outcome == task_outcome::timed_out)) {
-      ran_.emplace_back(r.index, ended - r.started);
+      ran_.emplace_back(r.index, clock::now() - r.started);
     }
     if (outcome == task_outcome::failed) {
       record_failure(r.index, std::move(end.error));
@@ -600,6 +605,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   std::shared_ptr<task_list_base> tasks_;
   std::size_t n_;
   run_options options_;
+  duration timeout_span_;  // a task times out this long after its start stamp
   limiter_ref limiter_;  // options_.limiter's; none: the run's slots are its runners
   run_handler handler_;
   asio::any_completion_executor work_;
