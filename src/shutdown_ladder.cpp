@@ -1,7 +1,6 @@
 #include "detail/shutdown_ladder.hpp"
 
 #include <algorithm>
-#include <ctime>
 #include <utility>
 
 namespace graceful::detail {
@@ -15,29 +14,8 @@ bool keeps_time(const ladder_settings& s) noexcept {
 
 }  // namespace
 
-#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
-steady::time_point start_stamp() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return steady::time_point(std::chrono::duration_cast<steady::duration>(
-      std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
-}
-
-steady::duration start_stamp_resolution() noexcept {
-  static const steady::duration res = [] {
-    timespec ts{};
-    if (::clock_getres(CLOCK_MONOTONIC_COARSE, &ts) != 0) {
-      return steady::duration(std::chrono::milliseconds(10));
-    }
-    return std::chrono::duration_cast<steady::duration>(std::chrono::seconds(ts.tv_sec) +
-                                                        std::chrono::nanoseconds(ts.tv_nsec));
-  }();
-  return res;
-}
-#else
 steady::time_point start_stamp() noexcept { return steady::now(); }
 steady::duration start_stamp_resolution() noexcept { return {}; }
-#endif
 
 shutdown_ladder::shutdown_ladder(const boost::asio::any_io_executor& ex, ladder_settings settings,
                                  ladder_owner& owner, one_thread_check* check)

@@ -147,8 +147,7 @@ class run_report {
   /// How long task `i` ran, for a task that failed, timed out or was
   /// abandoned (to its end, or to the moment it was given up on) in a run
   /// that kept time (any of run_options' time options or on_progress set);
-  /// zero otherwise. Never short; long by at most the coarse clock's tick
-  /// the start was stamped with (see run_options::task_timeout).
+  /// zero otherwise.
   duration ran_for(std::size_t i) const noexcept;
 
   /// Moves out the tasks that never started (cancelled_queued and

@@ -81,12 +81,8 @@ struct run_options {
   /// ends task_outcome::timed_out, and the run goes on (under
   /// failure_policy::cancel_all, a timeout is a failure and stops the run).
   /// A task that returns normally although its timeout came is completed.
-  /// Costs a list link and a coarse clock read per task: one timer per run
-  /// wakes for the oldest task's timeout, none per task. The start is stamped
-  /// from the system's coarse clock (on Linux CLOCK_MONOTONIC_COARSE: the
-  /// last tick's time, no timestamp-counter read), so a task times out
-  /// between task_timeout and task_timeout plus that clock's tick (about
-  /// 4 ms on most Linux kernels), never before.
+  /// Costs a clock read and a list link per task: one timer per run wakes
+  /// for the oldest task's timeout, none per task.
   duration task_timeout{};
   /// On a stop request (signal, cancellation, deadline; not a failure under
   /// cancel_all): no new task starts, and the running ones may finish on

@@ -23,14 +23,10 @@ constexpr steady::time_point later_by(steady::time_point t, steady::duration d) 
   return d >= steady::time_point::max() - t ? steady::time_point::max() : t + d;
 }
 
-// A task's start, for its timeout and how long it ran: on Linux the coarse
-// monotonic clock, the time of the last scheduler tick read from the vDSO
-// page. A steady_clock read costs a timestamp-counter read, which in a virtual
-// machine is dearer than a short task's whole start. The coarse clock runs
-// behind steady_clock (the same clock, CLOCK_MONOTONIC, on libstdc++ and
-// libc++) by less than start_stamp_resolution(): a timeout counted from the
-// stamp waits that much longer to never come early, and a duration up to now
-// is at most that much long. Elsewhere: steady_clock, resolution zero.
+// A task's start, for its timeout and how long it ran: steady_clock. (The
+// coarse monotonic clock was tried: in a virtual machine it lags by more than
+// its stated resolution, and timeouts came early.) The resolution is what
+// timeouts add to stay never early: zero for steady_clock.
 steady::time_point start_stamp() noexcept;
 steady::duration start_stamp_resolution() noexcept;
 
