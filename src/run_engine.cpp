@@ -45,14 +45,6 @@ namespace {
 
 using clock = steady;
 
-// How long after its start stamp a task times out: its timeout, plus how far
-// the stamp may run behind (saturated: a timeout of centuries stays never).
-duration timeout_span(duration timeout) noexcept {
-  if (timeout <= duration{}) return duration{};
-  const duration slack = start_stamp_resolution();
-  return timeout >= duration::max() - slack ? duration::max() : timeout + slack;
-}
-
 // Once a run's first tasks are in flight: faults in 120 KB of heap and gives
 // it back. A stop sets off allocations in bulk (a shielded cleanup's frame and
 // its posted completions, for hundreds of tasks at a time) that glibc serves
@@ -153,7 +145,6 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
         tasks_(std::move(tasks)),
         n_(tasks_->size()),
         options_(options),
-        timeout_span_(timeout_span(options_.task_timeout)),
         limiter_(options_.limiter),
         handler_(std::move(handler)),
         work_(tracked_work(handler_, ex_)),
@@ -190,7 +181,6 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     engine->ladder_.hold(engine);
     return engine;
   }
-
 
   run_engine(const run_engine&) = delete;
   run_engine& operator=(const run_engine&) = delete;
@@ -379,7 +369,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     auto t = clock::time_point::max();
     if (!stopping_ && options_.deadline > duration{}) t = later_by(started_at_, options_.deadline);
     if (times_out() && unexpired_ != nullptr) {
-      t = std::min(t, later_by(unexpired_->started, timeout_span_));
+      t = std::min(t, later_by(unexpired_->started, options_.task_timeout));
     }
     return t;
   }
@@ -401,7 +391,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   // Cancels the tasks that have run for task_timeout by `now`: a prefix of
   // the running list, from unexpired_ on.
   void expire(clock::time_point now) {
-    while (unexpired_ != nullptr && now >= later_by(unexpired_->started, timeout_span_)) {
+    while (unexpired_ != nullptr && now >= later_by(unexpired_->started, options_.task_timeout)) {
       runner& r = *unexpired_;
       unexpired_ = r.newer;
       if (r.relay->requested) continue;  // the run's cancel reached it first
@@ -414,14 +404,14 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   }
 
   void track(runner& r) {
-    r.started = start_stamp();
+    r.started = clock::now();
     r.timed_out = false;
     r.older = newest_;
     r.newer = nullptr;
     (newest_ != nullptr ? newest_->newer : oldest_) = &r;
     newest_ = &r;
     if (unexpired_ == nullptr) unexpired_ = &r;
-    if (times_out()) ladder_.wake_by(later_by(r.started, timeout_span_));
+    if (times_out()) ladder_.wake_by(later_by(r.started, options_.task_timeout));
   }
 
   void untrack(runner& r) {
@@ -605,7 +595,6 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   std::shared_ptr<task_list_base> tasks_;
   std::size_t n_;
   run_options options_;
-  duration timeout_span_;  // a task times out this long after its start stamp
   limiter_ref limiter_;  // options_.limiter's; none: the run's slots are its runners
   run_handler handler_;
   asio::any_completion_executor work_;

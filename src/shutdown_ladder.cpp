@@ -14,9 +14,6 @@ bool keeps_time(const ladder_settings& s) noexcept {
 
 }  // namespace
 
-steady::time_point start_stamp() noexcept { return steady::now(); }
-steady::duration start_stamp_resolution() noexcept { return {}; }
-
 shutdown_ladder::shutdown_ladder(const boost::asio::any_io_executor& ex, ladder_settings settings,
                                  ladder_owner& owner, one_thread_check* check)
     : settings_(std::move(settings)), owner_(owner), check_(check) {

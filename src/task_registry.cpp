@@ -365,7 +365,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
       run = !node->cancel_requested;
       if (run) {
         node->state = task_state::running;
-        node->started = start_stamp();
+        node->started = steady::now();
         ++running;
       } else {
         give_slot(act);

@@ -23,12 +23,6 @@ constexpr steady::time_point later_by(steady::time_point t, steady::duration d) 
   return d >= steady::time_point::max() - t ? steady::time_point::max() : t + d;
 }
 
-// A task's start, for its timeout and how long it ran: steady_clock. (The
-// coarse monotonic clock was tried: in a virtual machine it lags by more than
-// its stated resolution, and timeouts came early.) The resolution is what
-// timeouts add to stay never early: zero for steady_clock.
-steady::time_point start_stamp() noexcept;
-steady::duration start_stamp_resolution() noexcept;
 
 // What a shutdown_ladder drives: a run (run_engine) or a registry's
 // shutdown (async_shutdown). Every call comes on the ladder's executor.
