@@ -73,8 +73,9 @@ struct runner {
   // A timed run's running tasks, in the order they started (oldest first).
   runner* older = nullptr;
   runner* newer = nullptr;
-  clock::time_point started{};  // a timed run's only
+  clock::time_point started{};  // a timed run's only, once stamped
   bool busy = false;
+  bool stamped = false;    // started holds this task's start
   bool timed_out = false;  // its own task_timeout cancelled it
 };
 
@@ -124,7 +125,11 @@ class runner_stack {
 // its ladder's one timer also wakes for the run's own alarms: the deadline
 // and the oldest task's timeout. Tasks start in order and share one timeout,
 // so the oldest running task is always the first to time out: a task's start
-// costs a clock read and a list link, never a timer of its own.
+// costs a list link, never a timer of its own, nor a clock read. Starts are
+// stamped in batches: the first start after a stamp posts one, and that
+// handler reads the clock once for every task started meanwhile. A stamp is
+// never earlier than its task's start, so a timeout never comes early; it
+// may come later by the time the event loop takes to reach the stamp.
 class run_engine final : public std::enable_shared_from_this<run_engine>, private ladder_owner {
  public:
   // A serial run is one whose ex_ is an io_context executor that only one
@@ -284,6 +289,9 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
       queued_ = next_;  // waiting for one of the run's own slots
     }
     notice_->request();
+    // No task starts after a stop: stamped now, every running task has one
+    // (an abandoned task's report then says it ran for the drain budget at least).
+    if (timed()) stamp(clock::now());
     ladder_.request(cause, signal_number, cause != stop_cause::failure && running_ > 0);
     maybe_finish();
   }
@@ -347,7 +355,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   void ladder_abandon(clock::time_point now) override {
     for (runner* r = oldest_; r != nullptr; r = r->newer) {
       outcomes_.set(r->index, task_outcome::abandoned);
-      ran_.emplace_back(r->index, now - r->started);
+      ran_.emplace_back(r->index, ran_for(*r, now));
     }
     abandoned_ = true;
     finish();
@@ -368,7 +376,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   clock::time_point ladder_next_alarm() override {
     auto t = clock::time_point::max();
     if (!stopping_ && options_.deadline > duration{}) t = later_by(started_at_, options_.deadline);
-    if (times_out() && unexpired_ != nullptr) {
+    if (times_out() && unexpired_ != nullptr && unexpired_->stamped) {
       t = std::min(t, later_by(unexpired_->started, options_.task_timeout));
     }
     return t;
@@ -389,9 +397,11 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   }
 
   // Cancels the tasks that have run for task_timeout by `now`: a prefix of
-  // the running list, from unexpired_ on.
+  // the running list, from unexpired_ on (stamped tasks only: the others'
+  // stamp is on its way, and arms the timer for them).
   void expire(clock::time_point now) {
-    while (unexpired_ != nullptr && now >= later_by(unexpired_->started, options_.task_timeout)) {
+    while (unexpired_ != nullptr && unexpired_->stamped &&
+           now >= later_by(unexpired_->started, options_.task_timeout)) {
       runner& r = *unexpired_;
       unexpired_ = r.newer;
       if (r.relay->requested) continue;  // the run's cancel reached it first
@@ -404,18 +414,43 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   }
 
   void track(runner& r) {
-    r.started = clock::now();
+    r.stamped = false;
     r.timed_out = false;
     r.older = newest_;
     r.newer = nullptr;
     (newest_ != nullptr ? newest_->newer : oldest_) = &r;
     newest_ = &r;
     if (unexpired_ == nullptr) unexpired_ = &r;
-    if (times_out()) ladder_.wake_by(later_by(r.started, options_.task_timeout));
+    if (unstamped_ == nullptr) unstamped_ = &r;
+    if (!stamp_posted_) {
+      stamp_posted_ = true;
+      asio::post(strand_, [self = shared_from_this()] {
+        one_thread_scope scope(self->check_);
+        self->stamp_posted_ = false;
+        self->stamp(clock::now());
+      });
+    }
+  }
+
+  // The tasks started since the last stamp started no later than `now`.
+  void stamp(clock::time_point now) {
+    if (unstamped_ == nullptr || finished_) return;
+    for (runner* r = unstamped_; r != nullptr; r = r->newer) {
+      r->started = now;
+      r->stamped = true;
+    }
+    unstamped_ = nullptr;
+    if (times_out()) ladder_.wake_by(later_by(now, options_.task_timeout));
+  }
+
+  // How long a tracked task has run by `now`, as far as its stamp tells.
+  static duration ran_for(const runner& r, clock::time_point now) noexcept {
+    return r.stamped ? now - r.started : duration{};
   }
 
   void untrack(runner& r) {
     if (unexpired_ == &r) unexpired_ = r.newer;
+    if (unstamped_ == &r) unstamped_ = r.newer;
     (r.older != nullptr ? r.older->newer : oldest_) = r.newer;
     (r.newer != nullptr ? r.newer->older : newest_) = r.older;
     r.older = r.newer = nullptr;
@@ -513,7 +548,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     task_outcome outcome = outcome_of(end, r.relay->requested);
     if (outcome == task_outcome::cancelled_running && r.timed_out) outcome = task_outcome::timed_out;
     if (timed() && (outcome == task_outcome::failed || outcome == task_outcome::timed_out)) {
-      ran_.emplace_back(r.index, clock::now() - r.started);
+      ran_.emplace_back(r.index, ran_for(r, clock::now()));
     }
     if (outcome == task_outcome::failed) {
       record_failure(r.index, std::move(end.error));
@@ -625,6 +660,8 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   runner* oldest_ = nullptr;     // the running list
   runner* newest_ = nullptr;
   runner* unexpired_ = nullptr;  // its first task whose timeout has not come
+  runner* unstamped_ = nullptr;  // its first task not stamped yet (all after it neither)
+  bool stamp_posted_ = false;
   std::vector<std::pair<std::size_t, duration>> ran_;  // how long failed, timed-out, abandoned tasks ran
   bool abandoned_ = false;
 };

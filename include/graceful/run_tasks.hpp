@@ -81,8 +81,12 @@ struct run_options {
   /// ends task_outcome::timed_out, and the run goes on (under
   /// failure_policy::cancel_all, a timeout is a failure and stops the run).
   /// A task that returns normally although its timeout came is completed.
-  /// Costs a clock read and a list link per task: one timer per run wakes
-  /// for the oldest task's timeout, none per task.
+  /// Never early; late by the timer's own lateness plus at most the time
+  /// the event loop takes, after a task starts, to come back to the run:
+  /// the starts are stamped in batches, by one clock read in a handler
+  /// posted at the first start since the last stamp. Costs a list link per
+  /// task: one timer per run wakes for the oldest task's timeout, none per
+  /// task.
   duration task_timeout{};
   /// On a stop request (signal, cancellation, deadline; not a failure under
   /// cancel_all): no new task starts, and the running ones may finish on
@@ -111,6 +115,8 @@ struct run_options {
   /// Index -> name of a task, for the report (run_report::name, its
   /// operator<<) and on_progress's readers. Default: "task #i". Called only
   /// for the tasks named in a report, never per task; the report keeps it.
+  /// If it throws, run_report::name passes the exception on and the printed
+  /// report names that task "task #i".
   std::function<std::string(std::size_t)> task_name{};
   /// Called on the run's strand at each phase change (the start included)
   /// and every progress_interval while the run stops, with its progress:
