@@ -123,6 +123,16 @@ std::string what_of(const std::exception_ptr& e) {
 
 constexpr std::size_t names_per_outcome = 20;
 
+// A report is printed where nothing may throw (a blocking run prints it on
+// its way out): a task_name that throws names that task as if there were none.
+std::string printed_name(const run_report& r, std::size_t i) {
+  try {
+    return r.name(i);
+  } catch (...) {
+    return "task #" + std::to_string(i);
+  }
+}
+
 }  // namespace
 
 std::ostream& operator<<(std::ostream& os, const run_report& r) {
@@ -155,7 +165,7 @@ std::ostream& operator<<(std::ostream& os, const run_report& r) {
     for (std::size_t i = 0; i < r.size() && shown < names_per_outcome; ++i) {
       if (r.outcome(i) != o) continue;
       ++shown;
-      os << "    " << r.name(i);
+      os << "    " << printed_name(r, i);
       if (duration d = r.ran_for(i); d != duration{}) os << " (ran " << human(d) << ")";
       if (o == task_outcome::failed) os << ": " << what_of(r.error(i));
       os << '\n';

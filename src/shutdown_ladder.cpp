@@ -59,6 +59,8 @@ void shutdown_ladder::finish() {
   ++wake_generation_;
   timer_->cancel();
   report(steady::now());
+  // The last report: what on_progress captured goes now, not with the owner.
+  settings_.on_progress = nullptr;
 }
 
 void shutdown_ladder::wake_by(steady::time_point t) {

@@ -143,10 +143,13 @@ struct actions {
   join_waiters::batch joined;
   bool notify_stop = false;  // the stop notice: a cancel_all came
   std::shared_ptr<registry_shutdown> idle_shutdown;  // it is over: no task is live
+  // A cancel came during its grace: the grace ends, the drain budget starts.
+  std::shared_ptr<registry_shutdown> hurried_shutdown;
 };
 
 struct registry_shutdown;
 void shutdown_is_over(const std::shared_ptr<registry_shutdown>& shutdown, registry_snapshot snapshot);
+void shutdown_hurried(const std::shared_ptr<registry_shutdown>& shutdown);
 registry_snapshot snapshot_of(const registry_state& st);
 
 struct registry_state : std::enable_shared_from_this<registry_state> {
@@ -254,6 +257,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
   void cancel_everything(stop_cause c, actions& act) {
     if (cause == stop_cause::none) cause = c;
     act.notify_stop = true;
+    act.hurried_shutdown = shutdown;
     ++epoch;
     // Copy: cancel_node erases queued nodes from `live`. Oldest first, so
     // that on one thread the running tasks clean up in the order they came in.
@@ -335,6 +339,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
       });
     }
     join_waiters::complete(act.joined, ex, {});
+    if (act.hurried_shutdown) shutdown_hurried(act.hurried_shutdown);
     if (act.idle_shutdown) shutdown_is_over(act.idle_shutdown, snapshot_of(*this));
   }
 
@@ -587,6 +592,12 @@ struct registry_shutdown final : std::enable_shared_from_this<registry_shutdown>
     result = std::move(snapshot);
     ladder.finish();
     for (auto& h : std::exchange(handlers, {})) complete(std::move(h), *result);
+    // The registry lets go of it: a later async_shutdown finds the registry
+    // idle and completes with a snapshot of its own.
+    if (auto st = state.lock()) {
+      std::lock_guard lock(st->mutex);
+      if (st->shutdown.get() == this) st->shutdown.reset();
+    }
   }
 
   void complete(shutdown_handler handler, const registry_snapshot& snapshot) {
@@ -602,6 +613,7 @@ struct registry_shutdown final : std::enable_shared_from_this<registry_shutdown>
       std::lock_guard lock(st->mutex);
       st->cancel_everything(cause, act);
     }
+    act.hurried_shutdown.reset();  // its own cancel
     st->perform(act);
   }
 
@@ -635,6 +647,13 @@ void shutdown_is_over(const std::shared_ptr<registry_shutdown>& shutdown, regist
   asio::post(shutdown->strand, [shutdown, snap = std::move(snapshot)]() mutable {
     one_thread_scope scope(shutdown->check);
     shutdown->over(std::move(snap));
+  });
+}
+
+void shutdown_hurried(const std::shared_ptr<registry_shutdown>& shutdown) {
+  asio::post(shutdown->strand, [shutdown] {
+    one_thread_scope scope(shutdown->check);
+    shutdown->request({});
   });
 }
 

@@ -174,7 +174,7 @@ class run_report {
 /// The summary a person reads after a shutdown, one item a line: the cause,
 /// the counts, then the failed (with their exception's message), timed-out
 /// and abandoned tasks by name, with how long each ran; at most 20 names of
-/// each, then how many more.
+/// each, then how many more. A task whose name throws is shown as "task #i".
 std::ostream& operator<<(std::ostream& os, const run_report& report);
 
 namespace detail {

@@ -335,7 +335,11 @@ class task_registry {
   /// Several calls share one shutdown: a later call is a second stop
   /// request (it ends the grace at once, as a second signal would), and
   /// every handler completes at the end with the same snapshot; a call after
-  /// the shutdown ended completes at once.
+  /// the shutdown ended completes at once, with the registry's snapshot then.
+  /// A cancel_all during the grace (or stop_on's signal, or a failure under
+  /// failure_policy::cancel_all) is a second stop request too: the drain
+  /// budget counts from it. What the options hold (on_progress's captures)
+  /// is released when the shutdown is over.
   ///
   /// @par Per-Operation Cancellation
   /// `terminal`, `partial` and `total`: a second stop request (the grace

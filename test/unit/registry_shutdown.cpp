@@ -121,6 +121,43 @@ BOOST_DATA_TEST_CASE(a_hung_cleanup_is_given_up_on_and_named_and_ends_safely_lat
   BOOST_TEST(watch.expired());  // its callable went when it ended
 }
 
+// A cancel during the grace (cancel_all, a signal of stop_on, a failure
+// under failure_policy::cancel_all) is a second stop request: the grace
+// ends and the drain budget counts from it.
+BOOST_DATA_TEST_CASE(a_cancel_all_during_the_grace_ends_it_and_starts_the_drain_budget, context_hints,
+                     hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  asio::steady_timer gate(ctx, asio::steady_timer::time_point::max());
+  task_registry reg(ctx.get_executor());
+  reg.spawn(hangs_in_cleanup(p, 0, gate, std::make_shared<int>(0)));
+  shutdown_result res;
+  shutdown_options o;
+  o.grace = 1h;
+  o.drain_timeout = 50ms;
+  // Without the cancel, the grace would outlast this: the hung task is let
+  // go, and the shutdown completes with nothing abandoned.
+  asio::steady_timer too_late(ctx, 5s);
+  too_late.async_wait([&](error_code) {
+    if (res.calls == 0) gate.cancel();
+  });
+  const auto t0 = clock_type::now();
+  asio::post(ctx, [&] {
+    reg.async_shutdown(o, [&](error_code e, registry_snapshot s) {
+      res.handler()(e, std::move(s));
+      too_late.cancel();
+      gate.cancel();
+    });
+    asio::post(ctx, [&] { reg.cancel_all(); });
+  });
+  ctx.run();
+  BOOST_TEST_REQUIRE(res.calls == 1);
+  BOOST_TEST(res.value.abandoned == 1u);
+  BOOST_TEST((res.at - t0 >= 50ms));
+  BOOST_TEST((res.at - t0 < 5s));
+  BOOST_TEST(p.cleaned.load() == 1);
+}
+
 BOOST_DATA_TEST_CASE(a_second_shutdown_ends_the_grace_and_both_complete_alike, context_hints, hint) {
   asio::io_context ctx(hint);
   probe p;
@@ -193,6 +230,33 @@ BOOST_DATA_TEST_CASE(progress_names_the_running_tasks_oldest_first, context_hint
   });
   BOOST_TEST(last_cancelling.blocking == (std::vector<std::size_t>{2, 3}));
   BOOST_TEST(last_cancelling.running == 2u);
+}
+
+BOOST_DATA_TEST_CASE(a_shutdown_that_is_over_keeps_nothing_of_its_options, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  task_registry reg(ctx.get_executor());
+  reg.spawn(sleeper(p, 0, 1h));
+  auto watch = std::make_shared<int>(0);
+  int reports = 0;
+  shutdown_options o;
+  o.grace = 10ms;
+  o.on_progress = [&reports, watch](const graceful::run_progress&) { ++reports; };
+  shutdown_result res;
+  // Posted: behind the task's start.
+  asio::post(ctx, [&reg, &res, o] { reg.async_shutdown(o, res.handler()); });
+  o = shutdown_options{};
+  ctx.run();
+  BOOST_TEST_REQUIRE(res.calls == 1);
+  BOOST_TEST(reports >= 2);
+  // The registry lives on; what its shutdown was given does not.
+  BOOST_TEST(watch.use_count() == 1);
+  shutdown_result late;
+  reg.async_shutdown(shutdown_options{}, late.handler());
+  ctx.restart();
+  ctx.run();
+  BOOST_TEST(late.calls == 1);
+  BOOST_TEST(late.value.cancelled_running == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(bad_options_are_refused_and_nothing_is_touched) {

@@ -319,6 +319,32 @@ BOOST_DATA_TEST_CASE(a_hung_cleanup_is_abandoned_at_the_drain_budget_and_ends_sa
   BOOST_TEST(watch.expired(), "use_count " << watch.use_count());  // its callable went when it ended
 }
 
+BOOST_AUTO_TEST_CASE(a_task_name_that_throws_leaves_the_printed_report_whole) {
+  asio::io_context ctx(1);
+  std::vector<task> tasks;
+  for (int i = 0; i < 2; ++i) {
+    tasks.push_back([]() -> asio::awaitable<void> {
+      throw std::runtime_error("boom");
+      co_return;
+    });
+  }
+  graceful::run_options o;
+  o.task_name = [](std::size_t i) -> std::string {
+    if (i == 0) throw std::runtime_error("no name");
+    return "worker-" + std::to_string(i);
+  };
+  timed_result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 2, o, res.handler());
+  ctx.run();
+  BOOST_TEST_REQUIRE(res.calls == 1);
+  BOOST_TEST(res.value.count(task_outcome::failed) == 2u);
+  BOOST_CHECK_THROW(res.value.name(0), std::runtime_error);  // asked for, it is the user's answer
+  std::ostringstream text;
+  BOOST_CHECK_NO_THROW(text << res.value);
+  BOOST_TEST(text.str().find("    task #0: boom\n    worker-1: boom\n") != std::string::npos,
+             text.str());
+}
+
 BOOST_DATA_TEST_CASE(a_timed_out_task_still_in_its_cleanup_is_abandoned_at_the_stop_s_drain_budget,
                      context_hints, hint) {
   asio::io_context ctx(hint);
