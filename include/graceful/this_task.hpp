@@ -77,7 +77,9 @@ asio::awaitable<bool> stop_requested();
 ///
 /// @par Executor
 /// The handler runs on its associated executor (by default the run's),
-/// never inside async_wait_stop itself.
+/// never inside async_wait_stop itself. If the run's execution context is
+/// destroyed while the wait is pending, the handler is destroyed without
+/// being invoked, as Asio does with its own pending operations.
 template <asio::completion_token_for<detail::stop_wait_signature> CompletionToken =
               asio::default_completion_token_t<asio::any_io_executor>>
 auto async_wait_stop(CompletionToken&& token = asio::default_completion_token_t<asio::any_io_executor>()) {

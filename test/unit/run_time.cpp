@@ -522,6 +522,32 @@ BOOST_DATA_TEST_CASE(a_wait_for_the_stop_is_cancellable_and_one_left_behind_is_l
   BOOST_TEST(started_late == asio::error::operation_aborted);
 }
 
+// A context destroyed with a run in it destroys what the run's tasks wait
+// on, this_task's waits included: nothing of the run is left behind.
+BOOST_DATA_TEST_CASE(a_context_destroyed_mid_run_lets_a_task_waiting_for_the_stop_go, context_hints,
+                     hint) {
+  auto capture = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = capture;
+  bool parked = false, resumed = false;
+  {
+    asio::io_context ctx(hint);
+    std::vector<task> tasks;
+    tasks.push_back([&parked, &resumed, capture = std::move(capture)]() -> asio::awaitable<void> {
+      parked = true;
+      co_await graceful::this_task::async_wait_stop(asio::use_awaitable);
+      resumed = true;
+    });
+    int calls = 0;
+    graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 2,
+                              [&calls](error_code, run_report) { ++calls; });
+    ctx.poll();
+    BOOST_TEST_REQUIRE(parked);
+    BOOST_TEST(calls == 0);
+  }
+  BOOST_TEST(!resumed);
+  BOOST_TEST(watch.expired(), "use_count " << watch.use_count());
+}
+
 BOOST_AUTO_TEST_CASE(negative_durations_are_refused_with_a_message_naming_them) {
   const std::pair<graceful::duration graceful::run_options::*, std::string> fields[] = {
       {&graceful::run_options::deadline, "deadline"},
