@@ -422,13 +422,16 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     newest_ = &r;
     if (unexpired_ == nullptr) unexpired_ = &r;
     if (unstamped_ == nullptr) unstamped_ = &r;
-    if (!stamp_posted_) {
-      stamp_posted_ = true;
+    if (stamp_posted_) return;
+    try {
       asio::post(strand_, [self = shared_from_this()] {
         one_thread_scope scope(self->check_);
         self->stamp_posted_ = false;
         self->stamp(clock::now());
       });
+      stamp_posted_ = true;
+    } catch (...) {  // no memory for the handler: stamped now instead
+      stamp(clock::now());
     }
   }
 

@@ -59,8 +59,9 @@ void shutdown_ladder::finish() {
   ++wake_generation_;
   timer_->cancel();
   report(steady::now());
-  // The last report: what on_progress captured goes now, not with the owner.
-  settings_.on_progress = nullptr;
+  // The last report: what on_progress captured goes now, not with the owner
+  // (after the report that runs, if this finish comes from inside it).
+  if (reporting_ == 0) settings_.on_progress = nullptr;
 }
 
 void shutdown_ladder::wake_by(steady::time_point t) {
@@ -114,6 +115,10 @@ void shutdown_ladder::report(steady::time_point now) {
 
 // An exception out of on_progress ends the process: the owner cannot go on
 // half-way through a phase change.
-void shutdown_ladder::call_on_progress(const run_progress& p) noexcept { settings_.on_progress(p); }
+void shutdown_ladder::call_on_progress(const run_progress& p) noexcept {
+  ++reporting_;
+  settings_.on_progress(p);
+  if (--reporting_ == 0 && phase_ == run_phase::done) settings_.on_progress = nullptr;
+}
 
 }  // namespace graceful::detail

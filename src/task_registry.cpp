@@ -389,11 +389,7 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
     } catch (...) {  // the callable threw before returning its coroutine
       return on_end(node, task_end{end_kind::threw, std::current_exception()});
     }
-    // The running task is outstanding work on the registry's context.
-    auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
-    auto on_end_of_task = [self = shared_from_this(), node, work = std::move(work)](task_end end) {
-      self->on_end(node, std::move(end));
-    };
+    end_of_task on_end_of_task(shared_from_this(), node);
     try {
       on_strand_of(*node, [&](const auto& strand) {
         spawn_task(strand, node->relay_of_task, std::move(coroutine), std::move(on_end_of_task));
@@ -406,6 +402,34 @@ struct registry_state : std::enable_shared_from_this<registry_state> {
       on_end(node, task_end{end_kind::threw, std::current_exception()});
     }
   }
+
+  // A running task's completion: on_end. Move-only, it holds the task's
+  // callable while the coroutine frame holds it: if the frame is destroyed
+  // unfinished (its context was destroyed first), the callable goes with it,
+  // since on_end never comes (what it captured may hold the registry).
+  class end_of_task {
+   public:
+    end_of_task(std::shared_ptr<registry_state> self, node_ptr node)
+        : self_(std::move(self)),
+          node_(std::move(node)),
+          // The running task is outstanding work on the registry's context.
+          work_(asio::prefer(self_->ex, asio::execution::outstanding_work.tracked)) {}
+    end_of_task(end_of_task&&) noexcept = default;
+    end_of_task& operator=(end_of_task&&) = delete;
+    ~end_of_task() {
+      if (node_) node_->task.reset();
+    }
+
+    void operator()(task_end end) {
+      node_ptr node = std::move(node_);
+      self_->on_end(node, std::move(end));
+    }
+
+   private:
+    std::shared_ptr<registry_state> self_;
+    node_ptr node_;
+    asio::any_io_executor work_;
+  };
 
   // On the node's strand.
   void on_end(const node_ptr& node, task_end end) {

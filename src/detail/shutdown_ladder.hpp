@@ -122,6 +122,7 @@ class shutdown_ladder {
   steady::time_point stop_at_{};
   steady::time_point cancel_at_{};
   steady::time_point next_report_ = steady::time_point::max();
+  int reporting_ = 0;  // on_progress calls under way (one may finish the owner)
 };
 
 }  // namespace graceful::detail

@@ -259,6 +259,31 @@ BOOST_DATA_TEST_CASE(a_shutdown_that_is_over_keeps_nothing_of_its_options, conte
   BOOST_TEST(late.value.cancelled_running == 1u);
 }
 
+// A task that holds its own registry (to spawn more, say) and waits for the
+// stop: a context destroyed meanwhile destroys the wait, the task's frame
+// and its callable, and so the registry too.
+BOOST_DATA_TEST_CASE(a_context_destroyed_with_a_task_waiting_for_the_stop_lets_the_registry_go,
+                     context_hints, hint) {
+  std::weak_ptr<task_registry> watch;
+  bool parked = false, resumed = false;
+  {
+    asio::io_context ctx(hint);
+    auto reg = std::make_shared<task_registry>(ctx.get_executor());
+    watch = reg;
+    reg->spawn([&parked, &resumed, reg]() -> asio::awaitable<void> {
+      parked = true;
+      co_await graceful::this_task::async_wait_stop(asio::use_awaitable);
+      resumed = true;
+    });
+    reg.reset();
+    ctx.poll();
+    BOOST_TEST_REQUIRE(parked);
+    BOOST_TEST(!watch.expired());
+  }
+  BOOST_TEST(!resumed);
+  BOOST_TEST(watch.expired());
+}
+
 BOOST_AUTO_TEST_CASE(bad_options_are_refused_and_nothing_is_touched) {
   asio::io_context ctx;
   probe p;

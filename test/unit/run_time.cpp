@@ -548,6 +548,38 @@ BOOST_DATA_TEST_CASE(a_context_destroyed_mid_run_lets_a_task_waiting_for_the_sto
   BOOST_TEST(watch.expired(), "use_count " << watch.use_count());
 }
 
+// on_progress may stop its own run (here at the start report, with nothing
+// running: the run finishes inside the call): the callable outlives its call.
+BOOST_DATA_TEST_CASE(on_progress_that_stops_its_run_outlives_its_own_call, context_hints, hint) {
+  asio::io_context ctx(hint);
+  asio::cancellation_signal sig;
+  std::vector<task> tasks;
+  tasks.push_back([]() -> asio::awaitable<void> { co_return; });
+  graceful::run_options o;
+  auto seen = std::make_shared<std::vector<run_phase>>();
+  std::weak_ptr<std::vector<run_phase>> watch = seen;
+  o.on_progress = [&sig, seen](const graceful::run_progress& p) {
+    if (p.phase == run_phase::running) sig.emit(asio::cancellation_type::terminal);
+    seen->push_back(p.phase);  // after the run finished, inside this call
+  };
+  std::vector<run_phase> phases;
+  o.on_progress = [inner = std::move(o.on_progress), &phases, seen](const graceful::run_progress& p) {
+    inner(p);
+    phases = *seen;
+  };
+  seen.reset();
+  timed_result res;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1, std::move(o),
+                            asio::bind_cancellation_slot(sig.slot(), res.handler()));
+  ctx.run();
+  BOOST_TEST(res.calls == 1);
+  BOOST_TEST(res.value.cause() == stop_cause::cancelled);
+  BOOST_TEST(phases == (std::vector<run_phase>{run_phase::cancelling, run_phase::done,
+                                               run_phase::running}),
+             boost::test_tools::per_element());
+  BOOST_TEST(watch.expired());  // released once the last report returned
+}
+
 BOOST_AUTO_TEST_CASE(negative_durations_are_refused_with_a_message_naming_them) {
   const std::pair<graceful::duration graceful::run_options::*, std::string> fields[] = {
       {&graceful::run_options::deadline, "deadline"},
