@@ -5,7 +5,7 @@
 //   seed_run_tasks --n-tasks N --max-concurrent C
 //       [--task-ms 2000] [--cleanup-ms 1000] [--force-exit-after K] [--trace-cleanup]
 //       [--grace-ms MS] [--drain-timeout-ms MS] [--deadline-ms MS] [--task-timeout-ms MS]
-//       [--hang-cleanup]
+//       [--hang-cleanup] [--cleanup-step-ms MS] [--progress-ms MS]
 //
 // Press Ctrl+C: every started task cleans up, no new task starts, and the
 // process dies by SIGINT, as a shell expects. With --grace-ms, the running
@@ -15,6 +15,9 @@
 // hangs (waits forever), to see the drain budget at work. With any of the
 // time options, each phase of the shutdown is printed as it begins
 // ("Shutdown: grace.", "Shutdown: cancelling.", "Shutdown: done.").
+// --cleanup-step-ms: task i's cleanup takes i steps more, so that cleanups
+// end one after another; --progress-ms: the progress interval. Under
+// systemd ($NOTIFY_SOCKET) the run tells it how the drain goes.
 #include <graceful/graceful.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -47,6 +50,8 @@ struct settings {
   std::chrono::milliseconds drain_timeout{0};
   std::chrono::milliseconds deadline{0};
   std::chrono::milliseconds task_timeout{0};
+  std::chrono::milliseconds cleanup_step{0};
+  std::chrono::milliseconds progress{0};
 };
 
 // One line, flushed at once: the output may be a pipe that a test reads.
@@ -60,13 +65,14 @@ asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   co_await t.async_wait(asio::use_awaitable);
 }
 
-asio::awaitable<void> cleanup(const settings& s) {
+asio::awaitable<void> cleanup(const settings& s, std::size_t i) {
   if (s.trace_cleanup) say("Cleanup started.");
-  co_await sleep_for(s.hang_cleanup ? std::chrono::hours(24 * 365) : s.cleanup);
+  const auto step = s.cleanup_step * static_cast<std::chrono::milliseconds::rep>(i);
+  co_await sleep_for(s.hang_cleanup ? std::chrono::hours(24 * 365) : s.cleanup + step);
   say("Cleaned up.");
 }
 
-asio::awaitable<void> task(const settings& s) {
+asio::awaitable<void> task(const settings& s, std::size_t i) {
   say("Task started.");
   std::exception_ptr e;
   try {
@@ -75,7 +81,7 @@ asio::awaitable<void> task(const settings& s) {
   } catch (...) {
     e = std::current_exception();
   }
-  co_await graceful::shield(cleanup(s));  // runs to its end, Ctrl+C or not
+  co_await graceful::shield(cleanup(s, i));  // runs to its end, Ctrl+C or not
   if (e) std::rethrow_exception(e);
 }
 
@@ -121,6 +127,10 @@ settings parse(int argc, char** argv) {
       s.deadline = std::chrono::milliseconds(count_arg(arg, value));
     } else if (arg == "--task-timeout-ms") {
       s.task_timeout = std::chrono::milliseconds(count_arg(arg, value));
+    } else if (arg == "--cleanup-step-ms") {
+      s.cleanup_step = std::chrono::milliseconds(count_arg(arg, value));
+    } else if (arg == "--progress-ms") {
+      s.progress = std::chrono::milliseconds(count_arg(arg, value));
     } else {
       throw std::invalid_argument("unknown option " + std::string(arg));
     }
@@ -140,17 +150,21 @@ int main(int argc, char** argv) {
                  "seed_run_tasks: %s\nusage: seed_run_tasks --n-tasks N --max-concurrent C "
                  "[--task-ms MS] [--cleanup-ms MS] [--force-exit-after K] [--trace-cleanup]\n"
                  "       [--grace-ms MS] [--drain-timeout-ms MS] [--deadline-ms MS] "
-                 "[--task-timeout-ms MS] [--hang-cleanup]\n",
+                 "[--task-timeout-ms MS] [--hang-cleanup]\n"
+                 "       [--cleanup-step-ms MS] [--progress-ms MS]\n",
                  e.what());
     return 2;
   }
-  std::vector<std::function<asio::awaitable<void>()>> tasks(s.n_tasks, [&s] { return task(s); });
+  std::vector<std::function<asio::awaitable<void>()>> tasks;
+  tasks.reserve(s.n_tasks);
+  for (std::size_t i = 0; i < s.n_tasks; ++i) tasks.push_back([&s, i] { return task(s, i); });
   graceful::run_options options;
   options.signals.force_exit_after = s.force_exit_after;
   options.grace = s.grace;
   options.drain_timeout = s.drain_timeout;
   options.deadline = s.deadline;
   options.task_timeout = s.task_timeout;
+  if (s.progress.count() > 0) options.progress_interval = s.progress;
   if (s.grace.count() > 0 || s.drain_timeout.count() > 0 || s.deadline.count() > 0) {
     options.on_progress = [last = graceful::run_phase::running](const graceful::run_progress& p) mutable {
       if (p.phase == last) return;  // a phase change, not the periodic report

@@ -6,6 +6,7 @@
 #include "detail/context_lease.hpp"
 #include "detail/run_engine.hpp"
 #include "detail/signals_access.hpp"
+#include "detail/systemd_status.hpp"
 #include "detail/thread_runner.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -40,12 +41,23 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
       serial ? asio::any_io_executor(ctx.get_executor()) : asio::any_io_executor(asio::make_strand(ctx));
   // Listening starts before any task does: a signal during start-up counts.
   shutdown_signals signals(ctx.get_executor(), options.signals);
+  // systemd hears of the run through its progress reports.
+  std::shared_ptr<systemd_status> status = systemd_status::make(options);
+  if (status) {
+    options.on_progress = [status, user = std::move(options.on_progress)](const run_progress& p) {
+      status->progress(p);
+      if (user) user(p);
+    };
+    if (options.progress_interval <= duration{}) options.progress_interval = run_options{}.progress_interval;
+    status->start_watchdog(handler_ex);
+  }
   run_report report;
   bool abandoned = false;
   auto engine = start_run(ctx.get_executor(), std::move(tasks), max_concurrent, options,
                           asio::bind_executor(handler_ex, [&](boost::system::error_code, run_report r) {
                             report = std::move(r);
                             signals.close();  // nothing left to stop: let the context run out
+                            if (status) status->stop_watchdog();
                             // Tasks given up on would keep it busy: stop it.
                             abandoned = report.count(task_outcome::abandoned) > 0;
                             if (abandoned) ctx.stop();
@@ -57,6 +69,7 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
     signals_access::on_signals(signals_access::state_of(signals), nullptr, run_signal_hook(engine));
   } else {
     signals.close();
+    if (status) status->stop_watchdog();  // the loop has not run yet
   }
   engine.reset();
 

@@ -9,6 +9,7 @@
 #include <graceful/run_tasks.hpp>
 #include <graceful/shield.hpp>
 #include <graceful/signals.hpp>
+#include <graceful/systemd.hpp>
 #include <graceful/task.hpp>
 #include <graceful/task_registry.hpp>
 #include <graceful/this_task.hpp>

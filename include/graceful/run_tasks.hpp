@@ -126,6 +126,22 @@ struct run_options {
   /// empty task list completes at once, with no report.
   std::function<void(const run_progress&)> on_progress{};
   duration progress_interval = std::chrono::seconds(1);
+
+  // --- production ----------------------------------------------------------
+
+  /// Blocking run_tasks only (async_run_tasks ignores it; a program with a
+  /// loop of its own has graceful::systemd::notify): when $NOTIFY_SOCKET is
+  /// set, tell systemd how the run goes (a `Type=notify` service):
+  /// READY=1 at the start; STOPPING=1 at the stop request; a STATUS= line at
+  /// each progress report (every progress_interval while stopping, naming
+  /// the tasks the drain waits for); while tasks keep ending in the drain,
+  /// EXTEND_TIMEOUT_USEC= of twice progress_interval, so that
+  /// `TimeoutStopSec=` does not kill a drain that makes progress (a drain
+  /// that stalls asks for no more, and none reaches past the end of
+  /// drain_timeout); and WATCHDOG=1 every half $WATCHDOG_USEC when
+  /// $WATCHDOG_PID is unset or this process. Nothing without $NOTIFY_SOCKET.
+  /// Under systemd the run keeps time as if on_progress were set.
+  bool notify_systemd = true;
 };
 
 namespace detail {

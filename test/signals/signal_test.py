@@ -12,6 +12,7 @@ import queue
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,8 +34,14 @@ for _s in _USED:
 signal.pthread_sigmask(signal.SIG_UNBLOCK, _USED)
 
 
+# The children never talk to a real service manager (a CI runner under
+# systemd); the systemd scenarios give them a socket of their own.
+for _k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+    os.environ.pop(_k, None)
+
+
 class Child:
-    def __init__(self, exe, *args, merge_stderr=False, ignored=()):
+    def __init__(self, exe, *args, merge_stderr=False, ignored=(), env=None):
         # `ignored`: signals the child starts with ignored (SIG_IGN is inherited
         # through exec, as from a shell that starts it in the background).
         for s in ignored:
@@ -42,7 +49,7 @@ class Child:
         try:
             self.proc = subprocess.Popen([exe, *args], stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-                                         text=True)
+                                         text=True, env=None if env is None else {**os.environ, **env})
         finally:
             for s in ignored:
                 signal.signal(s, signal.SIG_DFL)
@@ -546,7 +553,120 @@ def force_exit_outlived(exe):
     check("graceful:" not in c.stderr, "graceful still counted the signal")
 
 
+class NotifySocket:
+    """A datagram socket like systemd's notify socket, at a fresh path or
+    abstract name; a thread reads it as it fills (a datagram socket queues
+    only a few messages before the sender is refused)."""
+
+    def __init__(self, abstract):
+        name = f"graceful-signal-test-{os.getpid()}-{random.randrange(1 << 30)}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract:
+            self.sock.bind("\0" + name)
+            self.address, self.path = "@" + name, None
+        else:
+            self.path = f"/tmp/{name}"
+            self.sock.bind(self.path)
+            self.address = self.path
+        self.sock.settimeout(0.05)
+        self.messages = []
+        self.done = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        while True:
+            try:
+                self.messages.append(self.sock.recv(65536).decode())
+            except socket.timeout:
+                if self.done.is_set():
+                    return
+
+    def received(self):
+        """Every message, once the sender has exited."""
+        self.done.set()
+        self.reader.join()
+        self.sock.close()
+        if self.path:
+            os.unlink(self.path)
+        return self.messages
+
+
+def value_of(message, key):
+    for line in message.split("\n"):
+        if line.startswith(key + "="):
+            return line[len(key) + 1:]
+    return None
+
+
+def ended_in(message):
+    status = value_of(message, "STATUS") or ""
+    words = status.split(" ended")[0].split()
+    check(len(words) > 0 and words[-1].isdigit(), f"no count of ended tasks in {message!r}")
+    return int(words[-1])
+
+
+def check_notify_order(messages, tasks, sig):
+    """READY first, STOPPING second (and nowhere else), done last."""
+    check(len(messages) >= 3, f"too few messages: {messages}")
+    check(messages[0].startswith(f"READY=1\nSTATUS=running {tasks} tasks: "), f"first: {messages[0]!r}")
+    check(messages[1].startswith(f"STOPPING=1\nSTATUS=stopping (signal {int(sig)}, "),
+          f"second: {messages[1]!r}")
+    check(messages[-1].startswith("STATUS=done: "), f"last: {messages[-1]!r}")
+    for m in messages[1:]:
+        check("READY=1" not in m, f"READY again: {m!r}")
+    for m in messages[2:]:
+        check("STOPPING=1" not in m, f"STOPPING again: {m!r}")
+
+
+def systemd_drain_extends_while_tasks_end(exe):
+    # Four cleanups end 100, 250, 400 and 550 ms after the SIGTERM; a report
+    # every 50 ms asks systemd for 100 ms more only when a task ended since
+    # the one before. The watchdog is pinged every 100 ms meanwhile.
+    n = NotifySocket(abstract=False)
+    c = Child(exe, "--n-tasks", "4", "--max-concurrent", "4", "--task-ms", "60000", "--cleanup-ms", "100",
+              "--cleanup-step-ms", "150", "--progress-ms", "50", "--drain-timeout-ms", "5000",
+              env={"NOTIFY_SOCKET": n.address, "WATCHDOG_USEC": "200000"})
+    c.wait_for(STARTED, 4)
+    t = c.signal(signal.SIGTERM)
+    expect(c, 4, 0, 4, signal.SIGTERM, within=10, t_signal=t)
+    everything = n.received()
+    pings = everything.count("WATCHDOG=1")
+    m = [x for x in everything if x != "WATCHDOG=1"]
+    print(f"{len(m)} messages, {pings} watchdog pings")
+    check(pings >= 2, f"the watchdog was pinged {pings} times")
+    check_notify_order(m, 4, signal.SIGTERM)
+    extended, before = 0, 0
+    for x in m[1:-1]:
+        ended = ended_in(x)
+        usec = value_of(x, "EXTEND_TIMEOUT_USEC")
+        if usec is not None:
+            extended += 1
+            check(ended > before, f"more time asked for with no task ended: {x!r}")
+            check(0 < int(usec) <= 100000, f"asked for {usec} us: {x!r}")
+        before = ended
+    check(extended >= 2, f"asked for more time {extended} times: {m}")
+
+
+def systemd_stalled_drain_asks_for_no_more_time(exe):
+    # Both cleanups hang: the drain reports every 50 ms and never asks for
+    # more time; the budget ends it. An abstract socket this time.
+    n = NotifySocket(abstract=True)
+    c = Child(exe, "--n-tasks", "3", "--max-concurrent", "2", "--hang-cleanup", "--progress-ms", "50",
+              "--drain-timeout-ms", "400", env={"NOTIFY_SOCKET": n.address})
+    c.wait_for(STARTED, 2)
+    t = c.signal(signal.SIGTERM)
+    expect(c, 2, 0, 0, signal.SIGTERM, within=10, t_signal=t)
+    m = n.received()
+    print(f"{len(m)} messages")
+    check_notify_order(m, 3, signal.SIGTERM)
+    check(not any("EXTEND_TIMEOUT_USEC" in x for x in m), f"asked for more time: {m}")
+    check(len(m) >= 5, f"the stalled drain was not reported every 50 ms: {m}")
+    check("waiting for task #0, task #1" in m[-2], f"the blockers are not named: {m[-2]!r}")
+
+
 SCENARIOS = {f.__name__: f for f in [
+    systemd_drain_extends_while_tasks_end, systemd_stalled_drain_asks_for_no_more_time,
     blocked_cleanup, blocked_cleanups_two_runs, force_exit_bounded, force_exit_outlived,
     fork_after_a_run,
     signal_storm, signals_during_startup, ignored_at_start, sigterm_then_sigint, cleanup_throws,

@@ -100,6 +100,17 @@ inline asio::awaitable<void> wait_on(asio::steady_timer& gate, std::shared_ptr<i
   ++*state;  // the task's state is still there when it ends late
 }
 
+// Waits an hour; returns how the wait ended (its cancellation's exception).
+inline asio::awaitable<std::exception_ptr> wait_an_hour() {
+  try {
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+    co_await t.async_wait(asio::use_awaitable);
+  } catch (...) {
+    co_return std::current_exception();
+  }
+  co_return nullptr;
+}
+
 // A task that waits an hour, then (cancelled) runs a shielded cleanup that
 // hangs on `gate`.
 inline task hangs_in_cleanup(probe& p, std::size_t i, asio::steady_timer& gate,
@@ -107,14 +118,26 @@ inline task hangs_in_cleanup(probe& p, std::size_t i, asio::steady_timer& gate,
   return [&p, i, &gate, state]() -> asio::awaitable<void> {
     p.start(i, false);
     cleanup_guard g{p};
-    std::exception_ptr e;
-    try {
-      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
-      co_await t.async_wait(asio::use_awaitable);
-    } catch (...) {
-      e = std::current_exception();
-    }
+    std::exception_ptr e = co_await wait_an_hour();
     co_await graceful::shield(wait_on(gate, state));
+    if (e) std::rethrow_exception(e);
+  };
+}
+
+// A cleanup that takes `d`, cancelled or not (awaited shielded).
+inline asio::awaitable<void> cleanup_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+// A task that waits an hour, then (cancelled) runs a shielded cleanup of
+// `after`.
+inline task cleans_up_for(probe& p, std::size_t i, std::chrono::milliseconds after) {
+  return [&p, i, after]() -> asio::awaitable<void> {
+    p.start(i, false);
+    cleanup_guard g{p};
+    std::exception_ptr e = co_await wait_an_hour();
+    co_await graceful::shield(cleanup_for(after));
     if (e) std::rethrow_exception(e);
   };
 }
