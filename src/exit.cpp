@@ -1,4 +1,5 @@
 #include <graceful/exit.hpp>
+#include <graceful/task_registry.hpp>
 
 #include <pthread.h>
 #include <unistd.h>
@@ -10,14 +11,16 @@
 
 namespace graceful {
 
-void exit_process(const run_report& report) {
+namespace {
+
+[[noreturn]] void exit_with(stop_cause cause, int signal_number, int code) {
   // A closed stdout must not turn the exit status into "killed by SIGPIPE".
   std::signal(SIGPIPE, SIG_IGN);
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
-  if (report.cause() == stop_cause::signal && report.signal_number() > 0) {
-    int n = report.signal_number();
+  if (cause == stop_cause::signal && signal_number > 0) {
+    int n = signal_number;
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
@@ -29,7 +32,17 @@ void exit_process(const run_report& report) {
     ::raise(n);  // delivered before raise returns when it kills
     ::_exit(128 + n);
   }
-  std::exit(report.exit_code());
+  std::exit(code);
+}
+
+}  // namespace
+
+void exit_process(const run_report& report) {
+  exit_with(report.cause(), report.signal_number(), report.exit_code());
+}
+
+void exit_process(const registry_snapshot& snapshot) {
+  exit_with(snapshot.cause, snapshot.signal_number, snapshot.exit_code());
 }
 
 }  // namespace graceful

@@ -1,5 +1,7 @@
 #include <graceful/report.hpp>
 
+#include "detail/report_text.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -96,18 +98,6 @@ duration run_report::ran_for(std::size_t i) const noexcept {
 namespace {
 
 // "1.234 s", "12.5 ms", "830 us": three significant digits or so.
-std::string human(duration d) {
-  const double us = std::chrono::duration<double, std::micro>(d).count();
-  char buf[32];
-  if (us >= 1e6) {
-    std::snprintf(buf, sizeof buf, "%.3f s", us / 1e6);
-  } else if (us >= 1e3) {
-    std::snprintf(buf, sizeof buf, "%.1f ms", us / 1e3);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.0f us", us);
-  }
-  return buf;
-}
 
 // What a failed task threw, in a few words.
 std::string what_of(const std::exception_ptr& e) {
@@ -135,22 +125,43 @@ std::string printed_name(const run_report& r, std::size_t i) {
 
 }  // namespace
 
-std::ostream& operator<<(std::ostream& os, const run_report& r) {
-  os << "graceful run of " << r.size() << " task" << (r.size() == 1 ? "" : "s") << ": ";
-  switch (r.cause()) {
+namespace detail {
+
+std::string human(duration d) {
+  const double us = std::chrono::duration<double, std::micro>(d).count();
+  char buf[32];
+  if (us >= 1e6) {
+    std::snprintf(buf, sizeof buf, "%.3f s", us / 1e6);
+  } else if (us >= 1e3) {
+    std::snprintf(buf, sizeof buf, "%.1f ms", us / 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0f us", us);
+  }
+  return buf;
+}
+
+void print_stop(std::ostream& os, stop_cause cause, int signal_number) {
+  switch (cause) {
     case stop_cause::none:
       os << "ran to its end";
       break;
     case stop_cause::signal: {
-      os << "stopped by signal " << r.signal_number();
-      const char* name = r.signal_number() > 0 ? ::strsignal(r.signal_number()) : nullptr;
+      os << "stopped by signal " << signal_number;
+      const char* name = signal_number > 0 ? ::strsignal(signal_number) : nullptr;
       if (name != nullptr) os << " (" << name << ")";
       break;
     }
     default:
-      os << "stopped (" << r.cause() << ")";
+      os << "stopped (" << cause << ")";
       break;
   }
+}
+
+}  // namespace detail
+
+std::ostream& operator<<(std::ostream& os, const run_report& r) {
+  os << "graceful run of " << r.size() << " task" << (r.size() == 1 ? "" : "s") << ": ";
+  detail::print_stop(os, r.cause(), r.signal_number());
   os << ", exit code " << r.exit_code() << "\n ";
   for (std::size_t k = 0; k < detail::outcome_kinds; ++k) {
     auto o = static_cast<task_outcome>(k);
@@ -166,7 +177,7 @@ std::ostream& operator<<(std::ostream& os, const run_report& r) {
       if (r.outcome(i) != o) continue;
       ++shown;
       os << "    " << printed_name(r, i);
-      if (duration d = r.ran_for(i); d != duration{}) os << " (ran " << human(d) << ")";
+      if (duration d = r.ran_for(i); d != duration{}) os << " (ran " << detail::human(d) << ")";
       if (o == task_outcome::failed) os << ": " << what_of(r.error(i));
       os << '\n';
     }

@@ -2,6 +2,7 @@
 
 #include "detail/one_thread.hpp"
 #include "detail/one_thread_check.hpp"
+#include "detail/report_text.hpp"
 #include "detail/shutdown_ladder.hpp"
 #include "detail/signals_access.hpp"
 #include "detail/stop_notice.hpp"
@@ -97,6 +98,36 @@ std::size_t registry_snapshot::count(task_outcome o) const noexcept {
       return abandoned;
   }
   return 0;
+}
+
+int registry_snapshot::exit_code() const noexcept {
+  if (cause == stop_cause::signal && signal_number > 0) return 128 + signal_number;
+  return failed + timed_out + abandoned == 0 ? 0 : 1;
+}
+
+std::ostream& operator<<(std::ostream& os, const registry_snapshot& s) {
+  os << "graceful registry: ";
+  detail::print_stop(os, s.cause, s.signal_number);
+  os << (s.closed ? ", closed" : "") << ", exit code " << s.exit_code() << "\n ";
+  for (task_state st : {task_state::not_started, task_state::queued, task_state::running}) {
+    os << ' ' << st << ' ' << s.count(st);
+  }
+  os << "\n ";
+  for (std::size_t k = 0; k < detail::outcome_kinds; ++k) {
+    auto o = static_cast<task_outcome>(k);
+    os << ' ' << o << ' ' << s.count(o);
+  }
+  os << '\n';
+  if (!s.abandoned_tasks.empty()) {
+    constexpr std::size_t shown = 20;
+    os << "  abandoned:\n";
+    for (std::size_t i = 0; i < s.abandoned_tasks.size() && i < shown; ++i) {
+      const abandoned_task& t = s.abandoned_tasks[i];
+      os << "    " << t.name << " (ran " << detail::human(t.ran_for) << ")\n";
+    }
+    if (s.abandoned_tasks.size() > shown) os << "    ... and " << (s.abandoned_tasks.size() - shown) << " more\n";
+  }
+  return os;
 }
 
 namespace detail {
@@ -725,7 +756,10 @@ void registry_shutdown_erased(std::shared_ptr<registry_state> state, shutdown_op
                                                           : asio::any_io_executor(asio::make_strand(state->ex));
       state->shutdown = std::make_shared<registry_shutdown>(state, std::move(on), options);
       state->shutdown->ladder.hold(state->shutdown);
-      if (state->cause == stop_cause::none) state->cause = options.cause;
+      if (state->cause == stop_cause::none) {
+        state->cause = options.cause;
+        if (options.cause == stop_cause::signal) state->signal_number = options.signal_number;
+      }
       state->stop_starts(act);
       if (state->idle()) state->went_idle(act);  // nothing to wait for
     }

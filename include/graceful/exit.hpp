@@ -5,6 +5,8 @@
 
 namespace graceful {
 
+struct registry_snapshot;
+
 /// Ends the process the way its parent expects after `report`'s run.
 ///
 /// Flushes stdio and the standard C++ streams first, with SIGPIPE ignored (a
@@ -15,5 +17,9 @@ namespace graceful {
 /// signals whose action is the default), `_exit(128 + signal)`. Otherwise
 /// `std::exit(report.exit_code())`: 0 when every task completed, 1 if not.
 [[noreturn]] void exit_process(const run_report& report);
+
+/// As above, after a task_registry's shutdown (a server's): by the signal in
+/// `snapshot` if one stopped it, else std::exit(snapshot.exit_code()).
+[[noreturn]] void exit_process(const registry_snapshot& snapshot);
 
 }  // namespace graceful

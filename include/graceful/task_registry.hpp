@@ -68,8 +68,8 @@ struct registry_snapshot {
   bool closed = false;
   /// The cause given to the first cancel_all (none if there was none).
   stop_cause cause = stop_cause::none;
-  /// The signal that stopped the registry (stop_on); 0 unless cause is
-  /// stop_cause::signal.
+  /// The signal that stopped the registry (stop_on, or
+  /// shutdown_options::signal_number); 0 unless cause is stop_cause::signal.
   int signal_number = 0;
   /// The tasks async_shutdown gave up on (its drain budget was spent while
   /// they ran), in the order they came in.
@@ -77,13 +77,24 @@ struct registry_snapshot {
 
   std::size_t count(task_state s) const noexcept;
   std::size_t count(task_outcome o) const noexcept;
+
+  /// As run_report::exit_code: 128+n after signal n (cause signal); 0 when
+  /// no task failed, timed out or was abandoned; 1 otherwise.
+  int exit_code() const noexcept;
 };
+
+/// The summary a person reads after a shutdown: the cause, the counts, and
+/// the tasks given up on by name, with how long each ran (at most 20).
+std::ostream& operator<<(std::ostream& os, const registry_snapshot& s);
 
 /// How task_registry::async_shutdown shuts the registry down: the shutdown
 /// ladder of a run (see run_phase), for tasks spawned over time.
 struct shutdown_options {
   /// Recorded as the registry's cause (if it has none yet).
   stop_cause cause = stop_cause::signal;
+  /// With cause signal: the signal, recorded as the snapshot's
+  /// signal_number (so that exit_code() is 128+n).
+  int signal_number = 0;
   /// The running tasks may finish on their own this long (they can see the
   /// request: this_task) before they are cancelled.
   duration grace{};

@@ -19,9 +19,11 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -282,6 +284,38 @@ BOOST_DATA_TEST_CASE(a_context_destroyed_with_a_task_waiting_for_the_stop_lets_t
   }
   BOOST_TEST(!resumed);
   BOOST_TEST(watch.expired());
+}
+
+BOOST_AUTO_TEST_CASE(a_shutdown_by_a_signal_prints_its_blockers_and_exits_by_it) {
+  asio::io_context ctx(1);
+  probe p;
+  asio::steady_timer gate(ctx, asio::steady_timer::time_point::max());
+  task_registry reg(ctx.get_executor());
+  reg.spawn(sleeper(p, 0, 1h));
+  reg.spawn(hangs_in_cleanup(p, 1, gate, std::make_shared<int>(0)), "upload-7");
+  shutdown_options o;
+  o.signal_number = SIGTERM;
+  o.drain_timeout = 30ms;
+  shutdown_result res;
+  asio::post(ctx, [&] {
+    reg.async_shutdown(o, [&](error_code e, registry_snapshot s) {
+      res.handler()(e, std::move(s));
+      gate.cancel();
+    });
+  });
+  ctx.run();
+  BOOST_TEST_REQUIRE(res.calls == 1);
+  BOOST_TEST(res.value.signal_number == SIGTERM);
+  BOOST_TEST(res.value.exit_code() == 128 + SIGTERM);
+  std::ostringstream text;
+  text << res.value;
+  BOOST_TEST(text.str().find("graceful registry: stopped by signal 15") == 0u, text.str());
+  BOOST_TEST(text.str().find("cancelled_running 1") != std::string::npos, text.str());
+  BOOST_TEST(text.str().find("abandoned:\n    upload-7 (ran ") != std::string::npos, text.str());
+  registry_snapshot quiet;
+  BOOST_TEST(quiet.exit_code() == 0);
+  quiet.failed = 1;
+  BOOST_TEST(quiet.exit_code() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(bad_options_are_refused_and_nothing_is_touched) {
