@@ -1,0 +1,260 @@
+// An HTTP/1.1 server (Boost.Beast) that drains on SIGTERM or SIGINT without
+// cutting a request off: each connection is a task of a graceful::task_registry.
+//
+//   http_server [--port P] [--grace-ms MS] [--drain-timeout-ms MS] [--plain]
+//
+//   GET /work?ms=N   answers "done" after N ms
+//   GET /healthz     200 "ok"; 503 "stopping" from the stop request on
+//
+// Prints "LISTENING port=P" once it accepts (--port 0: a free port). On the
+// first signal:
+//   - the listening socket closes at once: new connections are refused;
+//   - a connection waiting for its next request (idle keep-alive) is closed
+//     at once;
+//   - a request already being read or handled may finish for --grace-ms; its
+//     response says "Connection: close", and the connection closes after it;
+//   - then what is left is cancelled (a cancelled request gets no response,
+//     never half of one: a response is written shielded), and after
+//     --drain-timeout-ms the rest is given up on;
+//   - every connection closes cleanly (FIN, then what the client still sends
+//     is read and dropped, so that a request sent meanwhile meets an end of
+//     stream, not a reset);
+//   - the server prints "served N of M requests read" on stdout and the
+//     registry's report on stderr, and dies by the signal.
+// --plain: the same handler in a plain accept loop (co_spawn ... detached,
+// no registry, no drain), as the baseline of the throughput benchmark.
+#include <graceful/graceful.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct settings {
+  unsigned short port = 8080;
+  std::chrono::milliseconds grace{5000};
+  std::chrono::milliseconds drain_timeout{10000};
+  bool plain = false;
+};
+
+struct counters {
+  std::size_t read = 0;      // requests read whole
+  std::size_t answered = 0;  // responses written whole
+};
+
+// In a task of the registry: whether the stop was requested. The plain loop
+// has no stop.
+asio::awaitable<bool> stopping(bool plain) {
+  if (plain) co_return false;
+  co_return co_await graceful::this_task::stop_requested();
+}
+
+// The milliseconds of "/work?ms=N", if that is the target.
+std::optional<long> work_ms(std::string_view target) {
+  constexpr std::string_view prefix = "/work?ms=";
+  if (target.substr(0, prefix.size()) != prefix) return std::nullopt;
+  try {
+    std::size_t used = 0;
+    const std::string n(target.substr(prefix.size()));
+    const long ms = std::stol(n, &used);
+    if (used != n.size() || ms < 0 || ms > 60000) return std::nullopt;
+    return ms;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+asio::awaitable<http::response<http::string_body>> handle(const http::request<http::string_body>& req,
+                                                          bool plain) {
+  http::response<http::string_body> res{http::status::ok, req.version()};
+  res.set(http::field::content_type, "text/plain");
+  if (req.target() == "/healthz") {
+    const bool stop = co_await stopping(plain);
+    res.result(stop ? http::status::service_unavailable : http::status::ok);
+    res.body() = stop ? "stopping\n" : "ok\n";
+  } else if (auto ms = work_ms(req.target())) {
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(*ms));
+    co_await t.async_wait(asio::use_awaitable);  // the cancel after the grace ends it here
+    res.body() = "done\n";
+  } else {
+    res.result(http::status::not_found);
+    res.body() = "not found\n";
+  }
+  co_return res;
+}
+
+// Closes cleanly: FIN first, then what the client still sends is read and
+// dropped until it closes too (at most 500 ms): a close with unread data
+// would send a reset instead.
+asio::awaitable<void> close_cleanly(beast::tcp_stream& stream) {
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(500ms);
+  char sink[4096];
+  for (;;) {
+    auto [e, n] = co_await stream.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
+    if (e) break;
+  }
+  stream.socket().close(ec);
+}
+
+// Waits until the next request begins to arrive (true) or the stop comes
+// while the connection is idle (false).
+asio::awaitable<bool> next_request_comes(beast::tcp_stream& stream, bool plain) {
+  if (plain) co_return true;
+  if (co_await graceful::this_task::stop_requested()) co_return false;
+  auto [order, readable, stop] =
+      co_await asio::experimental::make_parallel_group(
+          stream.socket().async_wait(tcp::socket::wait_read, asio::deferred),
+          graceful::this_task::async_wait_stop(asio::deferred))
+          .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+  co_return order[0] == 0 && !readable;
+}
+
+asio::awaitable<void> connection(tcp::socket socket, counters& count, bool plain) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  try {
+    for (;;) {
+      // Idle (nothing of a next request buffered): the stop closes it now.
+      if (buffer.size() == 0 && !co_await next_request_comes(stream, plain)) break;
+      http::request<http::string_body> req;
+      co_await http::async_read(stream, buffer, req, asio::use_awaitable);
+      ++count.read;
+      http::response<http::string_body> res = co_await handle(req, plain);
+      const bool close = !req.keep_alive() || co_await stopping(plain);
+      res.keep_alive(!close);
+      res.prepare_payload();
+      // Shielded: a cancel never cuts a response in half.
+      if (plain) {
+        co_await http::async_write(stream, res, asio::use_awaitable);
+      } else {
+        co_await graceful::shield(http::async_write(stream, res, asio::use_awaitable));
+      }
+      ++count.answered;
+      if (close) break;
+    }
+  } catch (const boost::system::system_error&) {
+    // The client went (end of stream, a reset), or the request was cancelled
+    // after the grace: no response, a clean close.
+  }
+  if (plain) {
+    co_await close_cleanly(stream);
+  } else {
+    co_await graceful::shield(close_cleanly(stream));
+  }
+}
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, graceful::task_registry* registry,
+                                  counters& count) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (!acceptor.is_open()) co_return;  // closed by the stop
+      continue;  // out of descriptors, a connection reset before its accept: go on
+    }
+    if (registry == nullptr) {
+      asio::co_spawn(acceptor.get_executor(), connection(std::move(socket), count, true), asio::detached);
+      continue;
+    }
+    boost::system::error_code refused;
+    registry->spawn(
+        [socket = std::move(socket), &count]() mutable { return connection(std::move(socket), count, false); },
+        refused);  // refused (registry_closed) only after the stop: the socket goes with the task
+  }
+}
+
+settings parse(int argc, char** argv) {
+  settings s;
+  auto ms = [](const char* v) { return std::chrono::milliseconds(std::stoul(v)); };
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--plain") {
+      s.plain = true;
+      continue;
+    }
+    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + std::string(arg));
+    const char* value = argv[++i];
+    if (arg == "--port") {
+      const unsigned long p = std::stoul(value);
+      if (p > 65535) throw std::invalid_argument("--port out of range");
+      s.port = static_cast<unsigned short>(p);
+    } else if (arg == "--grace-ms") {
+      s.grace = ms(value);
+    } else if (arg == "--drain-timeout-ms") {
+      s.drain_timeout = ms(value);
+    } else {
+      throw std::invalid_argument("unknown option " + std::string(arg));
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  try {
+    s = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr,
+                 "http_server: %s\nusage: http_server [--port P] [--grace-ms MS] "
+                 "[--drain-timeout-ms MS] [--plain]\n",
+                 e.what());
+    return 2;
+  }
+  asio::io_context ctx(1);
+  graceful::shutdown_signals signals(ctx.get_executor());
+  graceful::task_registry registry(ctx.get_executor());
+  tcp::acceptor acceptor(ctx, tcp::endpoint(asio::ip::address_v4::loopback(), s.port));
+  counters count;
+  std::printf("LISTENING port=%u\n", static_cast<unsigned>(acceptor.local_endpoint().port()));
+  std::fflush(stdout);
+  asio::co_spawn(ctx, accept_loop(acceptor, s.plain ? nullptr : &registry, count), asio::detached);
+
+  std::optional<graceful::registry_snapshot> result;
+  signals.async_wait([&](boost::system::error_code ec, int signal_number) {
+    if (ec) return;
+    boost::system::error_code ignored;
+    acceptor.close(ignored);  // new connections are refused from now on
+    graceful::shutdown_options o;
+    o.signal_number = signal_number;
+    o.grace = s.grace;
+    o.drain_timeout = s.drain_timeout;
+    registry.async_shutdown(o, [&](boost::system::error_code, graceful::registry_snapshot snapshot) {
+      result = std::move(snapshot);
+      ctx.stop();  // what was given up on stays behind
+    });
+  });
+  ctx.run();
+  std::printf("served %zu of %zu requests read\n", count.answered, count.read);
+  if (!result) return 1;  // --plain, or the loop ended without a signal
+  std::cerr << *result;
+  graceful::exit_process(*result);
+}
