@@ -27,9 +27,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -43,6 +41,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -63,17 +62,30 @@ struct settings {
   bool plain = false;
 };
 
-struct counters {
+// The server's state; everything runs on one thread.
+struct server {
+  bool plain = false;
+  bool stopping = false;     // the stop request came
   std::size_t read = 0;      // requests read whole
   std::size_t answered = 0;  // responses written whole
-};
+  // The connections reading a request: the stop cancels the read of those
+  // that have not received a byte of it yet (idle keep-alive connections);
+  // the others are answered.
+  struct connection {
+    beast::tcp_stream* stream;
+    beast::flat_buffer* buffer;
+    http::request_parser<http::string_body>* parser;
+  };
+  std::list<connection> waiting;
 
-// In a task of the registry: whether the stop was requested. The plain loop
-// has no stop.
-asio::awaitable<bool> stopping(bool plain) {
-  if (plain) co_return false;
-  co_return co_await graceful::this_task::stop_requested();
-}
+  void stop() {
+    stopping = true;
+    for (const connection& c : waiting) {
+      boost::system::error_code ignored;
+      if (c.buffer->size() == 0 && !c.parser->got_some()) c.stream->socket().cancel(ignored);
+    }
+  }
+};
 
 // The milliseconds of "/work?ms=N", if that is the target.
 std::optional<long> work_ms(std::string_view target) {
@@ -91,13 +103,12 @@ std::optional<long> work_ms(std::string_view target) {
 }
 
 asio::awaitable<http::response<http::string_body>> handle(const http::request<http::string_body>& req,
-                                                          bool plain) {
+                                                          const server& srv) {
   http::response<http::string_body> res{http::status::ok, req.version()};
   res.set(http::field::content_type, "text/plain");
   if (req.target() == "/healthz") {
-    const bool stop = co_await stopping(plain);
-    res.result(stop ? http::status::service_unavailable : http::status::ok);
-    res.body() = stop ? "stopping\n" : "ok\n";
+    res.result(srv.stopping ? http::status::service_unavailable : http::status::ok);
+    res.body() = srv.stopping ? "stopping\n" : "ok\n";
   } else if (auto ms = work_ms(req.target())) {
     asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(*ms));
     co_await t.async_wait(asio::use_awaitable);  // the cancel after the grace ends it here
@@ -124,69 +135,63 @@ asio::awaitable<void> close_cleanly(beast::tcp_stream& stream) {
   stream.socket().close(ec);
 }
 
-// Waits until the next request begins to arrive (true) or the stop comes
-// while the connection is idle (false).
-asio::awaitable<bool> next_request_comes(beast::tcp_stream& stream, bool plain) {
-  if (plain) co_return true;
-  if (co_await graceful::this_task::stop_requested()) co_return false;
-  auto [order, readable, stop] =
-      co_await asio::experimental::make_parallel_group(
-          stream.socket().async_wait(tcp::socket::wait_read, asio::deferred),
-          graceful::this_task::async_wait_stop(asio::deferred))
-          .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-  co_return order[0] == 0 && !readable;
+// Awaits `op` shielded from the task's cancellation; as is in the plain loop
+// (not a task of graceful's).
+template <class T>
+asio::awaitable<T> shielded(asio::awaitable<T> op, const server& srv) {
+  if (srv.plain) co_return co_await std::move(op);
+  co_return co_await graceful::shield(std::move(op));
 }
 
-asio::awaitable<void> connection(tcp::socket socket, counters& count, bool plain) {
+asio::awaitable<void> connection(tcp::socket socket, server& srv) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   try {
-    for (;;) {
-      // Idle (nothing of a next request buffered): the stop closes it now.
-      if (buffer.size() == 0 && !co_await next_request_comes(stream, plain)) break;
-      http::request<http::string_body> req;
-      co_await http::async_read(stream, buffer, req, asio::use_awaitable);
-      ++count.read;
-      http::response<http::string_body> res = co_await handle(req, plain);
-      const bool close = !req.keep_alive() || co_await stopping(plain);
+    while (!srv.stopping) {
+      http::request_parser<http::string_body> parser;
+      {
+        // Reading the next request: the stop may cancel the read.
+        auto self = srv.waiting.insert(srv.waiting.end(), server::connection{&stream, &buffer, &parser});
+        struct leave {
+          server& srv;
+          std::list<server::connection>::iterator self;
+          ~leave() { srv.waiting.erase(self); }
+        } on_exit{srv, self};
+        co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
+      }
+      http::request<http::string_body> req = parser.release();
+      ++srv.read;
+      http::response<http::string_body> res = co_await handle(req, srv);
+      const bool close = !req.keep_alive() || srv.stopping;
       res.keep_alive(!close);
       res.prepare_payload();
       // Shielded: a cancel never cuts a response in half.
-      if (plain) {
-        co_await http::async_write(stream, res, asio::use_awaitable);
-      } else {
-        co_await graceful::shield(http::async_write(stream, res, asio::use_awaitable));
-      }
-      ++count.answered;
+      co_await shielded(http::async_write(stream, res, asio::use_awaitable), srv);
+      ++srv.answered;
       if (close) break;
     }
   } catch (const boost::system::system_error&) {
-    // The client went (end of stream, a reset), or the request was cancelled
-    // after the grace: no response, a clean close.
+    // The client went (end of stream, a reset), the stop found the
+    // connection idle, or the request was cancelled after the grace: no
+    // response, a clean close.
   }
-  if (plain) {
-    co_await close_cleanly(stream);
-  } else {
-    co_await graceful::shield(close_cleanly(stream));
-  }
+  co_await shielded(close_cleanly(stream), srv);
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, graceful::task_registry* registry,
-                                  counters& count) {
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, graceful::task_registry& registry, server& srv) {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
     if (ec) {
       if (!acceptor.is_open()) co_return;  // closed by the stop
       continue;  // out of descriptors, a connection reset before its accept: go on
     }
-    if (registry == nullptr) {
-      asio::co_spawn(acceptor.get_executor(), connection(std::move(socket), count, true), asio::detached);
+    if (srv.plain) {
+      asio::co_spawn(acceptor.get_executor(), connection(std::move(socket), srv), asio::detached);
       continue;
     }
     boost::system::error_code refused;
-    registry->spawn(
-        [socket = std::move(socket), &count]() mutable { return connection(std::move(socket), count, false); },
-        refused);  // refused (registry_closed) only after the stop: the socket goes with the task
+    registry.spawn([socket = std::move(socket), &srv]() mutable { return connection(std::move(socket), srv); },
+                   refused);  // refused (registry_closed) only after the stop: the socket goes with the task
   }
 }
 
@@ -233,16 +238,18 @@ int main(int argc, char** argv) {
   graceful::shutdown_signals signals(ctx.get_executor());
   graceful::task_registry registry(ctx.get_executor());
   tcp::acceptor acceptor(ctx, tcp::endpoint(asio::ip::address_v4::loopback(), s.port));
-  counters count;
+  server srv;
+  srv.plain = s.plain;
   std::printf("LISTENING port=%u\n", static_cast<unsigned>(acceptor.local_endpoint().port()));
   std::fflush(stdout);
-  asio::co_spawn(ctx, accept_loop(acceptor, s.plain ? nullptr : &registry, count), asio::detached);
+  asio::co_spawn(ctx, accept_loop(acceptor, registry, srv), asio::detached);
 
   std::optional<graceful::registry_snapshot> result;
   signals.async_wait([&](boost::system::error_code ec, int signal_number) {
     if (ec) return;
     boost::system::error_code ignored;
     acceptor.close(ignored);  // new connections are refused from now on
+    srv.stop();               // idle connections close now
     graceful::shutdown_options o;
     o.signal_number = signal_number;
     o.grace = s.grace;
@@ -253,7 +260,7 @@ int main(int argc, char** argv) {
     });
   });
   ctx.run();
-  std::printf("served %zu of %zu requests read\n", count.answered, count.read);
+  std::printf("served %zu of %zu requests read\n", srv.answered, srv.read);
   if (!result) return 1;  // --plain, or the loop ended without a signal
   std::cerr << *result;
   graceful::exit_process(*result);
