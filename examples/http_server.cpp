@@ -19,8 +19,13 @@
 //   - every connection closes cleanly (FIN, then what the client still sends
 //     is read and dropped, so that a request sent meanwhile meets an end of
 //     stream, not a reset);
-//   - the server prints "served N of M requests read" on stdout and the
-//     registry's report on stderr, and dies by the signal.
+//   - the server prints "served N of M requests read" and "closed N of M
+//     connections cleanly" on stdout and the registry's report on stderr,
+//     and dies by the signal.
+// One race stays, the kernel's: a connect whose handshake completes in the
+// microseconds between the last accept and the close of the listening
+// socket is reset by the close (it was never accepted).
+// A second signal ends the process at once.
 // --plain: the same handler in a plain accept loop (co_spawn ... detached,
 // no registry, no drain), as the baseline of the throughput benchmark.
 #include <graceful/graceful.hpp>
@@ -68,6 +73,8 @@ struct server {
   bool stopping = false;     // the stop request came
   std::size_t read = 0;      // requests read whole
   std::size_t answered = 0;  // responses written whole
+  std::size_t accepted = 0;  // connections
+  std::size_t closed = 0;    // connections closed cleanly
   // The connections reading a request: the stop cancels the read of those
   // that have not received a byte of it yet (idle keep-alive connections);
   // the others are answered.
@@ -123,7 +130,7 @@ asio::awaitable<http::response<http::string_body>> handle(const http::request<ht
 // Closes cleanly: FIN first, then what the client still sends is read and
 // dropped until it closes too (at most 500 ms): a close with unread data
 // would send a reset instead.
-asio::awaitable<void> close_cleanly(beast::tcp_stream& stream) {
+asio::awaitable<void> close_cleanly(beast::tcp_stream& stream, server& srv) {
   boost::system::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.expires_after(500ms);
@@ -133,6 +140,7 @@ asio::awaitable<void> close_cleanly(beast::tcp_stream& stream) {
     if (e) break;
   }
   stream.socket().close(ec);
+  ++srv.closed;
 }
 
 // Awaits `op` shielded from the task's cancellation; as is in the plain loop
@@ -165,8 +173,11 @@ asio::awaitable<void> connection(tcp::socket socket, server& srv) {
       const bool close = !req.keep_alive() || srv.stopping;
       res.keep_alive(!close);
       res.prepare_payload();
-      // Shielded: a cancel never cuts a response in half.
+      // Shielded: a cancel never cuts a response in half. Bounded all the
+      // same: a client that reads nothing does not hold it for ever.
+      stream.expires_after(30s);
       co_await shielded(http::async_write(stream, res, asio::use_awaitable), srv);
+      stream.expires_never();
       ++srv.answered;
       if (close) break;
     }
@@ -175,24 +186,73 @@ asio::awaitable<void> connection(tcp::socket socket, server& srv) {
     // connection idle, or the request was cancelled after the grace: no
     // response, a clean close.
   }
-  co_await shielded(close_cleanly(stream), srv);
+  co_await shielded(close_cleanly(stream, srv), srv);
 }
+
+// A connection that will not be served (accepted as the stop came): closed
+// cleanly all the same, on a coroutine of its own. A socket destroyed with
+// a request unread would send a reset.
+asio::awaitable<void> close_socket_cleanly(tcp::socket socket, server& srv) {
+  beast::tcp_stream stream(std::move(socket));
+  co_await close_cleanly(stream, srv);
+}
+
+void close_later(tcp::socket socket, server& srv) {
+  if (!socket.is_open()) return;
+  auto ex = socket.get_executor();
+  asio::co_spawn(ex, close_socket_cleanly(std::move(socket), srv), asio::detached);
+}
+
+// A connection's task: the registry may drop it before it begins (the stop
+// came first) or refuse it (after the stop); its socket is then closed
+// cleanly, not destroyed.
+struct connection_task {
+  tcp::socket socket;
+  server* srv;
+
+  connection_task(tcp::socket s, server& sv) : socket(std::move(s)), srv(&sv) {}
+  connection_task(connection_task&&) noexcept = default;
+  connection_task& operator=(connection_task&&) = delete;
+  ~connection_task() { close_later(std::move(socket), *srv); }
+
+  asio::awaitable<void> operator()() { return connection(std::move(socket), *srv); }
+};
 
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, graceful::task_registry& registry, server& srv) {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
     if (ec) {
       if (!acceptor.is_open()) co_return;  // closed by the stop
-      continue;  // out of descriptors, a connection reset before its accept: go on
+      // Out of descriptors, say: wait a little rather than spin.
+      asio::steady_timer pause(acceptor.get_executor(), 50ms);
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
     }
+    ++srv.accepted;
     if (srv.plain) {
       asio::co_spawn(acceptor.get_executor(), connection(std::move(socket), srv), asio::detached);
       continue;
     }
-    boost::system::error_code refused;
-    registry.spawn([socket = std::move(socket), &srv]() mutable { return connection(std::move(socket), srv); },
-                   refused);  // refused (registry_closed) only after the stop: the socket goes with the task
+    boost::system::error_code refused;  // registry_closed, after the stop: the task closes its socket
+    registry.spawn(connection_task(std::move(socket), srv), refused);
   }
+}
+
+// The stop: no connection is accepted any more. Those that completed their
+// handshake and wait in the listen backlog are taken and closed cleanly
+// first (closing the listening socket would reset them).
+void stop_accepting(tcp::acceptor& acceptor, server& srv) {
+  boost::system::error_code ec;
+  acceptor.non_blocking(true, ec);
+  while (!ec) {
+    tcp::socket socket(acceptor.get_executor());
+    acceptor.accept(socket, ec);
+    if (!ec) {
+      ++srv.accepted;
+      close_later(std::move(socket), srv);
+    }
+  }
+  acceptor.close(ec);
 }
 
 settings parse(int argc, char** argv) {
@@ -235,7 +295,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   asio::io_context ctx(1);
-  graceful::shutdown_signals signals(ctx.get_executor());
+  // A second signal ends the process at once (as a person's second Ctrl+C).
+  graceful::signal_policy policy;
+  policy.force_exit_after = 2;
+  graceful::shutdown_signals signals(ctx.get_executor(), policy);
   graceful::task_registry registry(ctx.get_executor());
   tcp::acceptor acceptor(ctx, tcp::endpoint(asio::ip::address_v4::loopback(), s.port));
   server srv;
@@ -247,20 +310,24 @@ int main(int argc, char** argv) {
   std::optional<graceful::registry_snapshot> result;
   signals.async_wait([&](boost::system::error_code ec, int signal_number) {
     if (ec) return;
-    boost::system::error_code ignored;
-    acceptor.close(ignored);  // new connections are refused from now on
-    srv.stop();               // idle connections close now
+    stop_accepting(acceptor, srv);  // new connections are refused from now on
+    srv.stop();                // idle connections close now
     graceful::shutdown_options o;
     o.signal_number = signal_number;
     o.grace = s.grace;
     o.drain_timeout = s.drain_timeout;
     registry.async_shutdown(o, [&](boost::system::error_code, graceful::registry_snapshot snapshot) {
       result = std::move(snapshot);
-      ctx.stop();  // what was given up on stays behind
+      if (srv.plain || result->abandoned > 0) {
+        ctx.stop();  // what was given up on stays behind
+      } else {
+        signals.close();  // the last clean closes finish, then the loop runs out
+      }
     });
   });
   ctx.run();
   std::printf("served %zu of %zu requests read\n", srv.answered, srv.read);
+  std::printf("closed %zu of %zu connections cleanly\n", srv.closed, srv.accepted);
   if (!result) return 1;  // --plain, or the loop ended without a signal
   std::cerr << *result;
   graceful::exit_process(*result);

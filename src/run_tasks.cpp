@@ -69,7 +69,10 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
     signals_access::on_signals(signals_access::state_of(signals), nullptr, run_signal_hook(engine));
   } else {
     signals.close();
-    if (status) status->stop_watchdog();  // the loop has not run yet
+    if (status) {
+      status->stop_watchdog();  // the loop has not run yet
+      status->nothing_to_run();
+    }
   }
   engine.reset();
 

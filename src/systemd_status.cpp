@@ -44,11 +44,13 @@ std::shared_ptr<systemd_status> systemd_status::make(const run_options& o) {
 
 systemd_status::systemd_status(const run_options& o)
     : names_(o.task_name),
-      grace_(o.grace),
       drain_timeout_(o.drain_timeout),
       // A report comes every progress_interval: asked for twice that, the
-      // time lasts until the next one even when it comes late.
-      extension_(2 * o.progress_interval) {}
+      // time lasts until the next one even when it comes late. (Under
+      // systemd a run always reports: a zero interval is the default one.)
+      extension_(2 * (o.progress_interval > duration{} ? o.progress_interval : run_options{}.progress_interval)) {}
+
+void systemd_status::nothing_to_run() { systemd::notify("READY=1\nSTATUS=done: no tasks"); }
 
 std::string systemd_status::status_text(const run_progress& p) const {
   std::ostringstream s;
@@ -92,6 +94,10 @@ void systemd_status::progress(const run_progress& p) {
       break;
     case run_phase::grace:
     case run_phase::cancelling:
+      // Only a signal stops the service: a deadline or a failure stops this
+      // run, and the process may go on (STOPPING=1 would have systemd
+      // treat the service as stopping, and kill it at TimeoutStopSec).
+      if (p.cause != stop_cause::signal) break;
       if (p.phase == run_phase::cancelling && !cancel_since_stop_) cancel_since_stop_ = p.since_stop;
       if (!stopping_) {
         stopping_ = true;
@@ -99,9 +105,11 @@ void systemd_status::progress(const run_progress& p) {
       } else if (p.ended > last_ended_) {
         duration more = extension_;
         if (drain_timeout_ > duration{}) {
-          // The run completes at the end of the drain budget, at the latest.
-          const duration budget_end = cancel_since_stop_.value_or(grace_) + drain_timeout_;
-          more = std::min(more, budget_end - p.since_stop);
+          // The run completes at the end of the drain budget, at the latest:
+          // drain_timeout after the cancel. During the grace the cancel may
+          // come at any moment (a second signal): no more than the budget.
+          more = std::min(more, cancel_since_stop_ ? *cancel_since_stop_ + drain_timeout_ - p.since_stop
+                                                   : drain_timeout_);
         }
         if (more > duration{}) message = "EXTEND_TIMEOUT_USEC=" + std::to_string(whole_usec(more)) + "\n";
       }

@@ -132,15 +132,19 @@ struct run_options {
   /// Blocking run_tasks only (async_run_tasks ignores it; a program with a
   /// loop of its own has graceful::systemd::notify): when $NOTIFY_SOCKET is
   /// set, tell systemd how the run goes (a `Type=notify` service):
-  /// READY=1 at the start; STOPPING=1 at the stop request; a STATUS= line at
+  /// READY=1 at the start (with an empty task list too); a STATUS= line at
   /// each progress report (every progress_interval while stopping, naming
-  /// the tasks the drain waits for); while tasks keep ending in the drain,
-  /// EXTEND_TIMEOUT_USEC= of twice progress_interval, so that
+  /// the tasks the drain waits for). When a signal stops the run (the
+  /// service is stopping; not a deadline or a failure, after which the
+  /// process may go on): STOPPING=1, and while tasks keep ending in the
+  /// drain, EXTEND_TIMEOUT_USEC= of twice progress_interval, so that
   /// `TimeoutStopSec=` does not kill a drain that makes progress (a drain
   /// that stalls asks for no more, and none reaches past the end of
-  /// drain_timeout); and WATCHDOG=1 every half $WATCHDOG_USEC when
-  /// $WATCHDOG_PID is unset or this process. Nothing without $NOTIFY_SOCKET.
-  /// Under systemd the run keeps time as if on_progress were set.
+  /// drain_timeout, however soon a second signal ends the grace). And
+  /// WATCHDOG=1 every half $WATCHDOG_USEC when $WATCHDOG_PID is unset or
+  /// this process. Nothing without $NOTIFY_SOCKET. Under systemd the run
+  /// keeps time as if on_progress were set (with a zero progress_interval,
+  /// the default one).
   bool notify_systemd = true;
 };
 

@@ -23,6 +23,8 @@ namespace graceful::detail {
 //                         since the last one (a stalled drain asks for no
 //                         more time), never past the end of the drain budget
 //   done                  STATUS=
+// STOPPING and EXTEND only when a signal stopped the run (the service is
+// stopping); a deadline or a failure gets STATUS= lines only.
 // and WATCHDOG=1 every half $WATCHDOG_USEC while the run goes on, when
 // $WATCHDOG_PID is unset or this process.
 class systemd_status : public std::enable_shared_from_this<systemd_status> {
@@ -34,6 +36,8 @@ class systemd_status : public std::enable_shared_from_this<systemd_status> {
 
   // On the run's strand: one progress report.
   void progress(const run_progress& p);
+  // An empty task list: the run completes at once, with no report.
+  void nothing_to_run();
 
   // The watchdog's pings, on `ex`, until stop_watchdog() (on `ex` too).
   void start_watchdog(const boost::asio::any_io_executor& ex);
@@ -46,7 +50,6 @@ class systemd_status : public std::enable_shared_from_this<systemd_status> {
   void ping();
 
   const std::function<std::string(std::size_t)> names_;
-  const duration grace_;
   const duration drain_timeout_;
   const duration extension_;  // what one EXTEND_TIMEOUT_USEC asks for at most
   bool stopping_ = false;

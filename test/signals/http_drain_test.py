@@ -5,12 +5,17 @@
 
 Each repetition starts the server on a free loopback port, runs 64
 keep-alive clients that send `GET /work?ms=N` (N random, 0-300) in a loop,
-sends SIGTERM at a random moment, and checks, every time:
+and 8 that open a new connection per request (so that connects keep coming
+as the stop does), sends SIGTERM at a random moment, and checks, every time:
   - every request the server read got a complete 200 (with a grace long
     enough for the longest request: "served N of N requests read"), and the
     clients saw exactly the responses the server wrote, each one whole;
   - no connection was reset, none was closed in the middle of a response,
-    none was closed before the SIGTERM;
+    none was closed before the SIGTERM, and the server closed every
+    connection it accepted cleanly ("closed N of N connections cleanly");
+    the one exception, the kernel's: a new connection whose handshake
+    completed as the listening socket closed (never accepted) is reset
+    (counted as "raced the close");
   - connects are refused once the server stops accepting, and never
     accepted again after a refusal;
   - the server died by SIGTERM within grace + 1 s.
@@ -31,6 +36,7 @@ import threading
 import time
 
 CLIENTS = 64
+CHURNING = 8  # more clients, a new connection per request: some connect as the stop comes
 MAX_WORK_MS = 300
 
 for _s in (signal.SIGINT, signal.SIGTERM):
@@ -49,6 +55,7 @@ class Tally:
         self.ok = 0                  # complete 200 responses
         self.closed_unanswered = 0   # clean close, no byte of a response
         self.refused = 0             # connects refused (after the SIGTERM)
+        self.raced = 0               # new connections reset after the SIGTERM
         self.failures = []
 
     def add(self, **counts):
@@ -98,6 +105,13 @@ def client(port, tally, sigterm_sent, rng):
                 tally.fail("a connect was refused before the SIGTERM")
             tally.add(refused=1)
             return
+        except ConnectionResetError:
+            # The connect raced the close of the listening socket: reset by
+            # the kernel, never accepted.
+            if not sigterm_sent.is_set():
+                tally.fail("a connect was reset before the SIGTERM")
+            tally.add(raced=1)
+            return
         except OSError as e:
             tally.fail(f"connect: {e!r}")
             return
@@ -123,6 +137,58 @@ def client(port, tally, sigterm_sent, rng):
             # A send that meets the server's clean close after the stop is a
             # broken pipe only if the server reset the connection.
             tally.fail(f"connection reset with a request in flight: {e!r}")
+            return
+        except Failure as e:
+            tally.fail(str(e))
+            return
+        except OSError as e:
+            tally.fail(f"{e!r}")
+            return
+        finally:
+            sock.close()
+
+
+def churner(port, tally, sigterm_sent, rng):
+    """A connection per request (Connection: close), so that connects keep
+    coming as the stop does: each is refused, or answered whole, or closed
+    cleanly before any byte of a response (only after the SIGTERM), never
+    reset."""
+    while True:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        except ConnectionRefusedError:
+            if not sigterm_sent.is_set():
+                tally.fail("a connect was refused before the SIGTERM")
+            tally.add(refused=1)
+            return
+        except ConnectionResetError:
+            # The connect raced the close of the listening socket: reset by
+            # the kernel, never accepted.
+            if not sigterm_sent.is_set():
+                tally.fail("a connect was reset before the SIGTERM")
+            tally.add(raced=1)
+            return
+        except OSError as e:
+            tally.fail(f"connect: {e!r}")
+            return
+        try:
+            ms = rng.randrange(20)
+            sock.sendall(f"GET /work?ms={ms} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+            got = read_response(sock)
+            if got is None:
+                if not sigterm_sent.is_set():
+                    tally.fail("a new connection was closed unanswered before the SIGTERM")
+                tally.add(closed_unanswered=1)
+            elif got[0] != 200:
+                tally.fail(f"response {got[0]}")
+            else:
+                tally.add(ok=1)
+        except (ConnectionResetError, BrokenPipeError) as e:
+            # Only a connect that raced the close of the listening socket:
+            # the server's count of clean closes says it never accepted it.
+            if not sigterm_sent.is_set():
+                tally.fail(f"a new connection was reset before the SIGTERM: {e!r}")
+            tally.add(raced=1)
             return
         except Failure as e:
             tally.fail(str(e))
@@ -168,6 +234,8 @@ def one_run(exe, grace_ms, seed):
         exited = threading.Event()
         threads = [threading.Thread(target=client, args=(port, tally, sigterm_sent, random.Random(rng.random())))
                    for _ in range(CLIENTS)]
+        threads += [threading.Thread(target=churner, args=(port, tally, sigterm_sent, random.Random(rng.random())))
+                    for _ in range(CHURNING)]
         probe = threading.Thread(target=prober, args=(port, exited, tally, sigterm_sent))
         for t in threads:
             t.start()
@@ -202,10 +270,13 @@ def one_run(exe, grace_ms, seed):
             raise Failure(f"{read - answered} of {read} requests read got no response")
         if tally.ok != answered:
             raise Failure(f"the clients got {tally.ok} whole responses, the server wrote {answered}")
+        closed = re.search(r"closed (\d+) of (\d+) connections cleanly", out)
+        if not closed or closed.group(1) != closed.group(2):
+            raise Failure(f"a connection the server accepted was not closed cleanly: {out!r}")
         if "abandoned 0" not in err:
             raise Failure(f"the drain gave up on connections: {err!r}")
         return f"{tally.ok} ok, {read - answered} cancelled, {tally.closed_unanswered} closed idle, " \
-               f"{tally.refused} refused, exit {took * 1000:.0f} ms after the signal"
+               f"{tally.refused} refused, {tally.raced} raced the close, exit {took * 1000:.0f} ms after the signal"
     finally:
         if proc.poll() is None:
             proc.kill()
