@@ -96,24 +96,29 @@ def read_response(sock):
     return status, headers, body
 
 
+def connect(port, tally, sigterm_sent):
+    """A new connection, or None once connects are refused (or fail)."""
+    try:
+        return socket.create_connection(("127.0.0.1", port), timeout=10)
+    except ConnectionRefusedError:
+        if not sigterm_sent.is_set():
+            tally.fail("a connect was refused before the SIGTERM")
+        tally.add(refused=1)
+    except ConnectionResetError:
+        # The connect raced the close of the listening socket: reset by the
+        # kernel, never accepted.
+        if not sigterm_sent.is_set():
+            tally.fail("a connect was reset before the SIGTERM")
+        tally.add(raced=1)
+    except OSError as e:
+        tally.fail(f"connect: {e!r}")
+    return None
+
+
 def client(port, tally, sigterm_sent, rng):
     while True:
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        except ConnectionRefusedError:
-            if not sigterm_sent.is_set():
-                tally.fail("a connect was refused before the SIGTERM")
-            tally.add(refused=1)
-            return
-        except ConnectionResetError:
-            # The connect raced the close of the listening socket: reset by
-            # the kernel, never accepted.
-            if not sigterm_sent.is_set():
-                tally.fail("a connect was reset before the SIGTERM")
-            tally.add(raced=1)
-            return
-        except OSError as e:
-            tally.fail(f"connect: {e!r}")
+        sock = connect(port, tally, sigterm_sent)
+        if sock is None:
             return
         try:
             while True:
@@ -154,22 +159,8 @@ def churner(port, tally, sigterm_sent, rng):
     cleanly before any byte of a response (only after the SIGTERM), never
     reset."""
     while True:
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        except ConnectionRefusedError:
-            if not sigterm_sent.is_set():
-                tally.fail("a connect was refused before the SIGTERM")
-            tally.add(refused=1)
-            return
-        except ConnectionResetError:
-            # The connect raced the close of the listening socket: reset by
-            # the kernel, never accepted.
-            if not sigterm_sent.is_set():
-                tally.fail("a connect was reset before the SIGTERM")
-            tally.add(raced=1)
-            return
-        except OSError as e:
-            tally.fail(f"connect: {e!r}")
+        sock = connect(port, tally, sigterm_sent)
+        if sock is None:
             return
         try:
             ms = rng.randrange(20)
