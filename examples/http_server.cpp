@@ -135,12 +135,15 @@ asio::awaitable<void> close_cleanly(beast::tcp_stream& stream, server& srv) {
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.expires_after(500ms);
   char sink[4096];
-  for (;;) {
+  boost::system::error_code end;
+  while (!end) {
     auto [e, n] = co_await stream.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
-    if (e) break;
+    end = e;
   }
   stream.socket().close(ec);
-  ++srv.closed;
+  // Clean only if the client closed too: after the 500 ms (or a reset) the
+  // close may have had unread data to reset.
+  if (end == asio::error::eof) ++srv.closed;
 }
 
 // Awaits `op` shielded from the task's cancellation; as is in the plain loop
@@ -244,12 +247,17 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, graceful::task_regist
 void stop_accepting(tcp::acceptor& acceptor, server& srv) {
   boost::system::error_code ec;
   acceptor.non_blocking(true, ec);
-  while (!ec) {
+  for (int errors = 0; !ec && errors < 16;) {
     tcp::socket socket(acceptor.get_executor());
-    acceptor.accept(socket, ec);
-    if (!ec) {
+    boost::system::error_code accept_ec;
+    acceptor.accept(socket, accept_ec);
+    if (!accept_ec) {
       ++srv.accepted;
       close_later(std::move(socket), srv);
+    } else if (accept_ec == asio::error::would_block || accept_ec == asio::error::try_again) {
+      break;  // the backlog is empty
+    } else {
+      ++errors;  // a connection reset before its accept, out of descriptors: a few more tries
     }
   }
   acceptor.close(ec);
@@ -294,6 +302,8 @@ int main(int argc, char** argv) {
                  e.what());
     return 2;
   }
+  server srv;  // first: what the tasks and the loop refer to outlives them
+  srv.plain = s.plain;
   asio::io_context ctx(1);
   // A second signal ends the process at once (as a person's second Ctrl+C).
   graceful::signal_policy policy;
@@ -301,8 +311,6 @@ int main(int argc, char** argv) {
   graceful::shutdown_signals signals(ctx.get_executor(), policy);
   graceful::task_registry registry(ctx.get_executor());
   tcp::acceptor acceptor(ctx, tcp::endpoint(asio::ip::address_v4::loopback(), s.port));
-  server srv;
-  srv.plain = s.plain;
   std::printf("LISTENING port=%u\n", static_cast<unsigned>(acceptor.local_endpoint().port()));
   std::fflush(stdout);
   asio::co_spawn(ctx, accept_loop(acceptor, registry, srv), asio::detached);
