@@ -115,42 +115,54 @@ def connect(port, tally, sigterm_sent):
     return None
 
 
+def converse(sock, tally, on_reset, talk):
+    """Runs talk() on `sock` and closes it. True to go on with a new
+    connection; False once a failure (recorded) or a reset (on_reset) ended
+    the client."""
+    try:
+        talk()
+        return True
+    except (ConnectionResetError, BrokenPipeError) as e:
+        on_reset(e)
+    except Failure as e:
+        tally.fail(str(e))
+    except OSError as e:
+        tally.fail(f"{e!r}")
+    finally:
+        sock.close()
+    return False
+
+
 def client(port, tally, sigterm_sent, rng):
-    while True:
-        sock = connect(port, tally, sigterm_sent)
-        if sock is None:
+    """Keep-alive: requests one after another on a connection until the
+    server closes it (after the stop), then a new connection."""
+    def talk(sock):
+        while True:
+            ms = rng.randrange(MAX_WORK_MS + 1)
+            sock.sendall(f"GET /work?ms={ms} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+            got = read_response(sock)
+            if got is None:
+                if not sigterm_sent.is_set():
+                    tally.fail("a connection was closed before the SIGTERM")
+                tally.add(closed_unanswered=1)
+                return
+            status, headers, body = got
+            if status != 200 or body != b"done\n":
+                tally.fail(f"response {status} {body!r}")
+            tally.add(ok=1)
+            if headers.get("connection", "").lower() == "close":
+                if not sigterm_sent.is_set():
+                    tally.fail("Connection: close before the SIGTERM")
+                return
+
+    def reset(e):
+        # A send that meets the server's clean close after the stop is a
+        # broken pipe only if the server reset the connection.
+        tally.fail(f"connection reset with a request in flight: {e!r}")
+
+    while (sock := connect(port, tally, sigterm_sent)) is not None:
+        if not converse(sock, tally, reset, lambda: talk(sock)):
             return
-        try:
-            while True:
-                ms = rng.randrange(MAX_WORK_MS + 1)
-                sock.sendall(f"GET /work?ms={ms} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
-                got = read_response(sock)
-                if got is None:
-                    if not sigterm_sent.is_set():
-                        tally.fail("a connection was closed before the SIGTERM")
-                    tally.add(closed_unanswered=1)
-                    break
-                status, headers, body = got
-                if status != 200 or body != b"done\n":
-                    tally.fail(f"response {status} {body!r}")
-                tally.add(ok=1)
-                if headers.get("connection", "").lower() == "close":
-                    if not sigterm_sent.is_set():
-                        tally.fail("Connection: close before the SIGTERM")
-                    break
-        except (ConnectionResetError, BrokenPipeError) as e:
-            # A send that meets the server's clean close after the stop is a
-            # broken pipe only if the server reset the connection.
-            tally.fail(f"connection reset with a request in flight: {e!r}")
-            return
-        except Failure as e:
-            tally.fail(str(e))
-            return
-        except OSError as e:
-            tally.fail(f"{e!r}")
-            return
-        finally:
-            sock.close()
 
 
 def churner(port, tally, sigterm_sent, rng):
@@ -158,37 +170,29 @@ def churner(port, tally, sigterm_sent, rng):
     coming as the stop does: each is refused, or answered whole, or closed
     cleanly before any byte of a response (only after the SIGTERM), never
     reset."""
-    while True:
-        sock = connect(port, tally, sigterm_sent)
-        if sock is None:
-            return
-        try:
-            ms = rng.randrange(20)
-            sock.sendall(f"GET /work?ms={ms} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-            got = read_response(sock)
-            if got is None:
-                if not sigterm_sent.is_set():
-                    tally.fail("a new connection was closed unanswered before the SIGTERM")
-                tally.add(closed_unanswered=1)
-            elif got[0] != 200:
-                tally.fail(f"response {got[0]}")
-            else:
-                tally.add(ok=1)
-        except (ConnectionResetError, BrokenPipeError) as e:
-            # Only a connect that raced the close of the listening socket:
-            # the server's count of clean closes says it never accepted it.
+    def talk(sock):
+        ms = rng.randrange(20)
+        sock.sendall(f"GET /work?ms={ms} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        got = read_response(sock)
+        if got is None:
             if not sigterm_sent.is_set():
-                tally.fail(f"a new connection was reset before the SIGTERM: {e!r}")
-            tally.add(raced=1)
+                tally.fail("a new connection was closed unanswered before the SIGTERM")
+            tally.add(closed_unanswered=1)
+        elif got[0] != 200:
+            tally.fail(f"response {got[0]}")
+        else:
+            tally.add(ok=1)
+
+    def reset(e):
+        # Only a connect that raced the close of the listening socket: the
+        # server's count of clean closes says it never accepted it.
+        if not sigterm_sent.is_set():
+            tally.fail(f"a new connection was reset before the SIGTERM: {e!r}")
+        tally.add(raced=1)
+
+    while (sock := connect(port, tally, sigterm_sent)) is not None:
+        if not converse(sock, tally, reset, lambda: talk(sock)):
             return
-        except Failure as e:
-            tally.fail(str(e))
-            return
-        except OSError as e:
-            tally.fail(f"{e!r}")
-            return
-        finally:
-            sock.close()
 
 
 def prober(port, stop, tally, sigterm_sent):
