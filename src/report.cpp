@@ -111,8 +111,6 @@ std::string what_of(const std::exception_ptr& e) {
   }
 }
 
-constexpr std::size_t names_per_outcome = 20;
-
 // A report is printed where nothing may throw (a blocking run prints it on
 // its way out): a task_name that throws names that task as if there were none.
 std::string printed_name(const run_report& r, std::size_t i) {
@@ -173,7 +171,7 @@ std::ostream& operator<<(std::ostream& os, const run_report& r) {
     if (n == 0) continue;
     os << "  " << o << ":\n";
     std::size_t shown = 0;
-    for (std::size_t i = 0; i < r.size() && shown < names_per_outcome; ++i) {
+    for (std::size_t i = 0; i < r.size() && shown < detail::names_shown; ++i) {
       if (r.outcome(i) != o) continue;
       ++shown;
       os << "    " << printed_name(r, i);

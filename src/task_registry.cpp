@@ -119,7 +119,7 @@ std::ostream& operator<<(std::ostream& os, const registry_snapshot& s) {
   }
   os << '\n';
   if (!s.abandoned_tasks.empty()) {
-    constexpr std::size_t shown = 20;
+    const std::size_t shown = detail::names_shown;
     os << "  abandoned:\n";
     for (std::size_t i = 0; i < s.abandoned_tasks.size() && i < shown; ++i) {
       const abandoned_task& t = s.abandoned_tasks[i];
