@@ -67,7 +67,7 @@ std::vector<std::size_t> run_report::indices(task_outcome o) const {
 
 int run_report::exit_code() const noexcept {
   if (cause_ == stop_cause::signal && signal_ > 0) return 128 + signal_;
-  return count(task_outcome::completed) == size() ? 0 : 1;
+  return count(task_outcome::completed) == size() && !source_error_ ? 0 : 1;
 }
 
 std::ostream& operator<<(std::ostream& os, run_phase p) {
@@ -181,6 +181,7 @@ std::ostream& operator<<(std::ostream& os, const run_report& r) {
     }
     if (n > shown) os << "    ... and " << (n - shown) << " more\n";
   }
+  if (r.source_error()) os << "  the source threw: " << what_of(r.source_error()) << '\n';
   return os;
 }
 

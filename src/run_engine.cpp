@@ -69,6 +69,7 @@ struct runner {
   cancel_relay* relay = nullptr;  // the runner's own, begun anew for each task
   semaphore_permit permit;        // a shared limiter's, or none
   std::size_t index = 0;
+  std::size_t slot = 0;  // its place among the run's runners: the task's slot in a source
   runner* next_free = nullptr;
   // A timed run's running tasks, in the order they started (oldest first).
   runner* older = nullptr;
@@ -148,6 +149,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
                          : std::optional<asio::strand<asio::any_io_executor>>(asio::make_strand(ex_))),
         strand_(task_strand_ ? asio::any_io_executor(*task_strand_) : ex_),
         tasks_(std::move(tasks)),
+        source_(tasks_->is_source()),
         n_(tasks_->size()),
         options_(options),
         limiter_(options_.limiter),
@@ -155,23 +157,16 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
         work_(tracked_work(handler_, ex_)),
         task_work_(asio::prefer(ex_, asio::execution::outstanding_work.tracked)),
         outcomes_(n_),
-        runner_count_(std::min(n_, limit)),
-        runners_(runner_count_ > 0 ? runner_blocks().acquire(runner_count_) : block_span<runner>{}),
-        relays_(runner_count_ > 0 ? acquire_relays(runner_count_) : relay_span{}),
+        runner_limit_(source_ ? limit : std::min(n_, limit)),
         notice_(std::make_shared<stop_notice>(ex_)),
         ladder_(strand_,
                 ladder_settings{options_.grace, options_.drain_timeout, options_.on_progress,
                                 options_.progress_interval,
                                 options_.deadline != duration{} || options_.task_timeout != duration{}},
                 *this, check_) {
-    for (std::size_t k = runner_count_; k > 0; --k) {
-      runner& r = runners_.first[k - 1];
-      r = runner{};  // a kept block holds its last run's runners
-      r.relay = relays_.first + (k - 1);
-      r.relay->check = check_;
-      r.relay->notice = notice_.get();
-      free_.push(r);
-    }
+    chunks_.reserve(max_chunks);
+    // A list's runners all at once; a source's as its tasks need them.
+    add_runners(source_ ? std::min(runner_limit_, first_source_chunk) : runner_limit_);
   }
 
   // A timed run keeps time (any time option, or on_progress): its ladder has the timer.
@@ -193,15 +188,17 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     signals_access::forget(stop_signals_, this);
     if (running_ > 0) {  // tasks destroyed unfinished (their context went first)
       for (std::size_t k = 0; k < runner_count_; ++k) {
-        runner& r = runners_.first[k];
+        runner& r = runner_at(k);
         // Its frame is gone (it held this engine): its callable goes too,
         // even where a report still holds the task list.
-        if (r.busy && tasks_) tasks_->release(r.index);
+        if (r.busy && tasks_) tasks_->release(r.index, r.slot);
         r.permit.release();
       }
     }
-    if (runners_.first != nullptr) runner_blocks().release(runners_);
-    release_relays(relays_);
+    for (const runner_chunk& c : chunks_) {
+      runner_blocks().release(c.runners);
+      release_relays(c.relays);
+    }
   }
 
   // Starts the run on its strand.
@@ -247,7 +244,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
 
   // Starts what the free slots allow, parks for the rest.
   void fill() {
-    while (starting() && next_ < n_ && !free_.empty()) {
+    while (starting() && more() && has_free_runner()) {
       semaphore_permit permit;  // none without a limiter: the free runner is the slot
       if (limiter_) {
         auto granted = limiter_.try_acquire();
@@ -257,7 +254,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
         }
         permit = std::move(*granted);
       }
-      launch(next_++, permit);
+      launch(permit);
     }
     if (!headroom_reserved_ && running_ > 0) {
       headroom_reserved_ = true;
@@ -283,9 +280,9 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     cause_ = cause;
     signal_ = signal_number;
     if (parked_) {
-      queued_ = next_;
+      if (!source_) queued_ = next_;  // a source's next task is not pulled yet
       park_signal_.emit(asio::cancellation_type::terminal);
-    } else if (!limiter_ && next_ < n_ && free_.empty()) {
+    } else if (!source_ && !limiter_ && next_ < n_ && free_.empty()) {
       queued_ = next_;  // waiting for one of the run's own slots
     }
     notice_->request();
@@ -318,7 +315,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   void cancel_batch() {
     std::size_t end = uncancelled_ > cancel_batch_size ? uncancelled_ - cancel_batch_size : 0;
     for (std::size_t k = uncancelled_; k-- > end;) {
-      runner& r = runners_.first[k];
+      runner& r = runner_at(k);
       if (r.busy && !r.relay->requested) r.relay->request();
     }
     uncancelled_ = end;
@@ -363,9 +360,9 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
 
   void ladder_fill(run_progress& p) override {
     p.running = running_;
-    p.queued = starting() && next_ < n_ && (parked_ || free_.empty()) ? 1 : 0;
+    p.queued = !source_ && starting() && next_ < n_ && (parked_ || free_.empty()) ? 1 : 0;
     p.ended = next_ - running_;
-    p.not_started = n_ - next_ - p.queued;
+    p.not_started = source_ ? 0 : n_ - next_ - p.queued;
     constexpr std::size_t blocking_shown = 8;
     for (runner* r = oldest_; r != nullptr && p.blocking.size() < blocking_shown; r = r->newer) {
       p.blocking.push_back(r->index);
@@ -459,6 +456,48 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     r.older = r.newer = nullptr;
   }
 
+  // Task next_ is there to start: a list's next one, or a source's next pull.
+  bool more() const noexcept { return source_ ? !exhausted_ : next_ < n_; }
+
+  // A runner is free, or one more can be made (a source's).
+  bool has_free_runner() {
+    if (!free_.empty()) return true;
+    if (runner_count_ >= runner_limit_) return false;
+    add_runners(std::min(runner_count_, runner_limit_ - runner_count_));
+    return true;
+  }
+
+  // n more runners, free.
+  void add_runners(std::size_t n) {
+    if (n == 0) return;
+    runner_chunk c{runner_blocks().acquire(n), {}, runner_count_};
+    try {
+      c.relays = acquire_relays(n);
+    } catch (...) {
+      runner_blocks().release(c.runners);
+      throw;
+    }
+    chunks_.push_back(c);  // within the reserved capacity
+    for (std::size_t k = n; k > 0; --k) {
+      runner& r = c.runners.first[k - 1];
+      r = runner{};  // a kept block holds its last run's runners
+      r.slot = c.first + (k - 1);
+      r.relay = c.relays.first + (k - 1);
+      r.relay->check = check_;
+      r.relay->notice = notice_.get();
+      free_.push(r);
+    }
+    runner_count_ += n;
+  }
+
+  // The runner of slot k.
+  runner& runner_at(std::size_t k) noexcept {
+    for (std::size_t c = chunks_.size(); c-- > 1;) {
+      if (k >= chunks_[c].first) return chunks_[c].runners.first[k - chunks_[c].first];
+    }
+    return chunks_[0].runners.first[k];
+  }
+
   // False once a stop came or the limiter was closed: no task starts any more.
   bool starting() const noexcept { return !stopping_ && !limiter_closed_; }
 
@@ -468,12 +507,12 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     if (!starting()) return;
     limiter_closed_ = true;
     cause_ = stop_cause::limiter_closed;
-    if (next_ < n_) queued_ = next_;
+    if (!source_ && next_ < n_) queued_ = next_;
   }
 
   // A shared limiter is waited for only while a runner is free to take a permit.
   void park_if_needed() {
-    if (limiter_ && starting() && next_ < n_ && !parked_ && !free_.empty()) park();
+    if (limiter_ && starting() && more() && !parked_ && has_free_runner()) park();
   }
 
   void park() {
@@ -498,21 +537,28 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   // waited for only while one is, and nothing else takes it meanwhile);
   // checked all the same, since a permit is cheap to give back.
   void launch_next(semaphore_permit& permit) {
-    while (starting() && next_ < n_ && !free_.empty() && !launch(next_++, permit)) {
+    while (starting() && more() && has_free_runner() && !launch(permit)) {
     }
   }
 
-  // Takes the permit only if task i started.
-  bool launch(std::size_t i, semaphore_permit& permit) {
+  // Starts the next task (a list's next one, or a source's next pull) on a
+  // free runner; takes the permit only if it started.
+  bool launch(semaphore_permit& permit) {
+    runner& r = free_.pop();
+    if (source_ && !pull(r)) {
+      free_.push(r);
+      return false;
+    }
+    const std::size_t i = next_++;
     asio::awaitable<void> task;
     try {
-      task = tasks_->make(i);
+      task = tasks_->make(i, r.slot);
     } catch (...) {  // the callable threw before returning its coroutine
-      tasks_->release(i);
+      tasks_->release(i, r.slot);
+      free_.push(r);
       record_failure(i, std::current_exception());
       return false;
     }
-    runner& r = free_.pop();
     r.index = i;
     r.busy = true;
     if (timed()) track(r);
@@ -537,8 +583,27 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     return true;
   }
 
+  // A source's next task, into r's slot: false if it has none (or threw).
+  // No memory for its outcome: as if the source threw that, the task it
+  // gave never run (its callable goes).
+  bool pull(runner& r) {
+    bool pulled = false;
+    try {
+      pulled = tasks_->pull(r.slot);
+      if (pulled) outcomes_.add();
+      if (pulled) return true;
+      exhausted_ = true;
+    } catch (...) {
+      if (pulled) tasks_->release(next_, r.slot);
+      exhausted_ = true;
+      source_error_ = std::current_exception();
+      stop(stop_cause::failure, 0);
+    }
+    return false;
+  }
+
   void on_task_end(runner& r, task_end end) {
-    tasks_->release(r.index);  // before anything can complete the run
+    tasks_->release(r.index, r.slot);  // before anything can complete the run
     --running_;
     r.busy = false;
     if (timed()) untrack(r);
@@ -591,7 +656,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   }
 
   void maybe_finish() {
-    if (finished_ || running_ != 0 || parked_ || (starting() && next_ < n_)) return;
+    if (finished_ || running_ != 0 || parked_ || (starting() && more())) return;
     finish();
   }
 
@@ -601,12 +666,17 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     finished_ = true;
     signals_access::forget(stop_signals_, this);  // nothing left to stop: stop listening
     stop_signals_.reset();
-    if (queued_ < n_) outcomes_.set(queued_, task_outcome::cancelled_queued);
+    if (!source_ && queued_ < n_) outcomes_.set(queued_, task_outcome::cancelled_queued);
     ladder_.finish();
     notice_->close();
+    // A list's report keeps the tasks that never started (take_unstarted);
+    // a source has none, and goes now (unless abandoned tasks still use it).
+    std::shared_ptr<task_source> unstarted;
+    if (!source_) unstarted = abandoned_ ? tasks_ : std::move(tasks_);
+    if (source_ && !abandoned_) tasks_.reset();
     auto report = report_builder::make(std::move(outcomes_), std::move(errors_), cause_, signal_,
-                                       abandoned_ ? tasks_ : std::move(tasks_), std::move(ran_),
-                                       options_.task_name);
+                                       std::move(unstarted), std::move(ran_), options_.task_name,
+                                       std::move(source_error_));
     asio::any_completion_executor work(std::move(work_));
     if (running_ == 0) task_work_ = {};
     if (own_handler_) {
@@ -631,6 +701,9 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   std::optional<asio::strand<asio::any_io_executor>> task_strand_;
   asio::any_io_executor strand_;  // where the run's state lives: *task_strand_, or ex_
   std::shared_ptr<task_list_base> tasks_;
+  const bool source_;  // tasks_ is a source: its tasks are pulled, n_ is 0
+  bool exhausted_ = false;  // the source had no more (or threw)
+  std::exception_ptr source_error_;  // what the source threw
   std::size_t n_;
   run_options options_;
   limiter_ref limiter_;  // options_.limiter's; none: the run's slots are its runners
@@ -639,9 +712,20 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   asio::any_io_executor task_work_;  // the tasks' context stays busy while any may run
   outcome_table outcomes_;
   std::vector<std::pair<std::size_t, std::exception_ptr>> errors_;
-  std::size_t runner_count_;
-  block_span<runner> runners_;  // from runner_blocks(), given back whole
-  relay_span relays_;  // one per runner, from the pool (never freed: see relay_executor.hpp)
+  // The runners, in chunks: a list's in one, a source's in chunks that
+  // double as they are needed (a source's limit may be far above what it
+  // ever runs at once). Each chunk's runners and relays come from the pools
+  // (never freed: see relay_executor.hpp) and go back whole.
+  struct runner_chunk {
+    block_span<runner> runners;
+    relay_span relays;
+    std::size_t first = 0;  // the slot of its first runner
+  };
+  static constexpr std::size_t first_source_chunk = 64;
+  static constexpr std::size_t max_chunks = 64;  // doubling: more than any size_t
+  std::size_t runner_limit_;     // max_concurrent (a list's: no more than its tasks)
+  std::size_t runner_count_ = 0;  // the runners made so far
+  std::vector<runner_chunk> chunks_;  // reserved: never reallocates
   runner_stack free_;
   asio::cancellation_signal park_signal_;
   static constexpr std::size_t cancel_batch_size = 256;
@@ -697,7 +781,9 @@ bool sets_blocking_only_options(const run_options& options) {
 std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurrent,
                            const run_options& options) {
   if (max_concurrent == 0) return "max_concurrent must be at least 1";
-  if (std::size_t i = tasks.first_null(); i < tasks.size()) {
+  if (tasks.is_source()) {
+    if (tasks.first_null() == 0) return "the task source is an empty callable";
+  } else if (std::size_t i = tasks.first_null(); i < tasks.size()) {
     return "task " + std::to_string(i) + " is an empty callable";
   }
   const std::pair<duration, const char*> times[] = {{options.deadline, "deadline"},
@@ -716,7 +802,7 @@ std::string find_bad_input(const task_list_base& tasks, std::size_t max_concurre
 std::shared_ptr<run_engine> start_run(asio::any_io_executor ex, std::shared_ptr<task_list_base> tasks,
                                       std::size_t max_concurrent, run_options options,
                                       run_handler handler, bool own_handler) {
-  if (tasks->size() == 0) {
+  if (!tasks->is_source() && tasks->size() == 0) {
     complete_now(ex, std::move(handler), {});
     return nullptr;
   }

@@ -5,6 +5,7 @@
 #include <graceful/async_semaphore.hpp>
 #include <graceful/error.hpp>
 #include <graceful/exit.hpp>
+#include <graceful/from_range.hpp>
 #include <graceful/report.hpp>
 #include <graceful/run_tasks.hpp>
 #include <graceful/shield.hpp>

@@ -106,7 +106,7 @@ class run_report {
   run_report(const run_report&) = delete;
   run_report& operator=(const run_report&) = delete;
 
-  /// Number of tasks the run was given.
+  /// Number of tasks the run was given (a source run: the tasks it pulled).
   std::size_t size() const noexcept { return outcomes_.size(); }
 
   /// How task `i` (input order) ended. Throws std::out_of_range past size().
@@ -133,11 +133,15 @@ class run_report {
 
   stop_cause cause() const noexcept { return cause_; }
 
+  /// What the source of a source run threw (the run then stopped, cause
+  /// stop_cause::failure); null otherwise.
+  std::exception_ptr source_error() const noexcept { return source_error_; }
+
   /// The signal that stopped the run; 0 unless cause() == stop_cause::signal.
   int signal_number() const noexcept { return signal_; }
 
   /// 0 when every task completed; 128+n after signal n; 1 otherwise (a task
-  /// failed, timed out, was abandoned, or never ran).
+  /// failed, timed out, was abandoned, or never ran, or the source threw).
   int exit_code() const noexcept;
 
   /// Task `i`'s name: run_options::task_name(i) if the run had one, else
@@ -169,6 +173,7 @@ class run_report {
   int signal_ = 0;
   std::function<std::string(std::size_t)> names_;
   std::shared_ptr<detail::task_source> tasks_;  // the run's tasks, for take_unstarted
+  std::exception_ptr source_error_;
 };
 
 /// The summary a person reads after a shutdown, one item a line: the cause,

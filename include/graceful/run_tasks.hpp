@@ -17,8 +17,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <typeinfo>
@@ -150,16 +153,24 @@ struct run_options {
 
 namespace detail {
 
-// The typed side of a run's task list: calls the stored callables in place, so
-// that a capturing lambda outlives the coroutine it returns.
+// The typed side of a run's tasks: a list (std::vector<Task>) or a source
+// (a callable returning std::optional<Task>). Calls the stored callables in
+// place, so that a capturing lambda outlives the coroutine it returns.
+// `slot`: the run's concurrency slot the task runs in, below max_concurrent.
 struct task_list_base : task_source {
+  // A source's size() is 0: its tasks are counted as they are pulled.
+  virtual bool is_source() const noexcept { return false; }
   // The index of the first empty callable; size() if none. One call for the
-  // whole list (free for callables that cannot be empty).
+  // whole list (free for callables that cannot be empty). A source: 0 if the
+  // source itself is an empty callable.
   virtual std::size_t first_null() const noexcept = 0;
-  virtual asio::awaitable<void> make(std::size_t i) = 0;
+  // A source's: takes its next task into `slot`; false when it has no more.
+  // Throws what the source throws.
+  virtual bool pull(std::size_t /*slot*/) { return false; }
+  virtual asio::awaitable<void> make(std::size_t i, std::size_t slot) = 0;
   // Task i has ended (its coroutine frame is gone, or it never got one):
   // its callable, and so what it captured, goes now.
-  virtual void release(std::size_t i) noexcept = 0;
+  virtual void release(std::size_t i, std::size_t slot) noexcept = 0;
 };
 
 template <class Task>
@@ -187,9 +198,9 @@ struct task_list final : task_list_base {
     while (i < list.size() && !is_null_task(list[i])) ++i;
     return i;
   }
-  asio::awaitable<void> make(std::size_t i) override { return std::invoke(list[i]); }
+  asio::awaitable<void> make(std::size_t i, std::size_t) override { return std::invoke(list[i]); }
   // Destroyed in place, whatever its captures (const ones included).
-  void release(std::size_t i) noexcept override {
+  void release(std::size_t i, std::size_t) noexcept override {
     std::destroy_at(&list[i]);
     released[i] = true;
   }
@@ -198,6 +209,36 @@ struct task_list final : task_list_base {
     std::vector<Task> list;  // its elements live unless released
   };
   std::vector<bool> released;
+};
+
+// A source's tasks live in their slot while they run: at most max_concurrent
+// of them at a time. A deque, so that a slot never moves as more are added.
+template <class Source, class Task>
+struct task_source_list final : task_list_base {
+  explicit task_source_list(Source s) : source(std::move(s)) { tasks = nullptr; }
+
+  bool is_source() const noexcept override { return true; }
+  std::size_t size() const noexcept override { return 0; }
+  const std::type_info& task_type() const noexcept override { return typeid(Task); }
+  std::size_t first_null() const noexcept override { return is_null_task(source) ? 0 : 1; }
+  bool pull(std::size_t slot) override {
+    std::optional<Task> next = std::invoke(source);
+    if (!next) return false;
+    while (slots.size() <= slot) slots.emplace_back();
+    slots[slot].emplace(std::move(*next));
+    return true;
+  }
+  asio::awaitable<void> make(std::size_t i, std::size_t slot) override {
+    if (is_null_task(*slots[slot])) {
+      throw std::invalid_argument("graceful: task " + std::to_string(i) +
+                                  " of the source is an empty callable");
+    }
+    return std::invoke(*slots[slot]);
+  }
+  void release(std::size_t, std::size_t slot) noexcept override { slots[slot].reset(); }
+
+  Source source;
+  std::deque<std::optional<Task>> slots;
 };
 
 using run_signature = void(boost::system::error_code, run_report);
@@ -296,6 +337,55 @@ auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
                          std::forward<CompletionToken>(token));
 }
 
+/// Runs the tasks that `next` gives, with at most `max_concurrent` of them
+/// at once, and joins them: async_run_tasks over a source instead of a list,
+/// for work that is generated rather than listed (the lines of a file, the
+/// rows of a query). Memory stays O(max_concurrent), whatever the number of
+/// tasks: a task's callable lives only while it runs, and the report keeps
+/// an outcome byte per task pulled (and the exceptions of the failed ones).
+///
+/// `next` is called on the run's strand, only when a concurrency slot is
+/// free (and, with run_options::limiter, once the limiter's permit is
+/// held), one call per task, until it returns std::nullopt (never called
+/// again after that). It should not block the event loop for long. After a
+/// stop request nothing more is pulled: what the source still holds was
+/// never taken, and the report covers exactly the tasks pulled, in pull
+/// order (so no task of a source run is ever cancelled_queued or
+/// not_started). A pulled task that is an empty callable ends failed with
+/// std::invalid_argument. If `next` throws, the run stops as on a failure
+/// under failure_policy::cancel_all (whatever options.on_failure says):
+/// cause stop_cause::failure, the exception in report.source_error().
+/// The source is destroyed when the run completes.
+///
+/// Everything else (completion signature, cancellation, the time options,
+/// executor) is as for the list form; run_progress::not_started and
+/// ::queued stay 0. `ec` is graceful::error::invalid_argument, with nothing
+/// pulled, for `max_concurrent == 0`, an empty `next`, or an option of the
+/// blocking run_tasks only.
+template <task_generator Source,
+          asio::completion_token_for<detail::run_signature> CompletionToken =
+              asio::default_completion_token_t<asio::any_io_executor>>
+auto async_run_tasks(asio::any_io_executor ex, Source next, std::size_t max_concurrent,
+                     run_options options,
+                     CompletionToken&& token = asio::default_completion_token_t<asio::any_io_executor>()) {
+  return asio::async_initiate<CompletionToken, detail::run_signature>(
+      detail::run_initiation{}, token, std::move(ex),
+      std::shared_ptr<detail::task_list_base>(
+          std::make_shared<detail::task_source_list<Source, generated_task_t<Source>>>(
+              std::move(next))),
+      max_concurrent, std::move(options));
+}
+
+/// async_run_tasks over a source, with default run_options.
+template <task_generator Source,
+          asio::completion_token_for<detail::run_signature> CompletionToken =
+              asio::default_completion_token_t<asio::any_io_executor>>
+auto async_run_tasks(asio::any_io_executor ex, Source next, std::size_t max_concurrent,
+                     CompletionToken&& token = asio::default_completion_token_t<asio::any_io_executor>()) {
+  return async_run_tasks(std::move(ex), std::move(next), max_concurrent, run_options{},
+                         std::forward<CompletionToken>(token));
+}
+
 /// The seed's run_tasks for a whole program: runs `tasks` with at most
 /// `max_concurrent` at once on an io_context of its own (options.threads
 /// threads), until every task has ended or a shutdown signal (SIGINT, SIGTERM
@@ -333,6 +423,17 @@ template <awaitable_task Task>
 run_report run_tasks(std::vector<Task> tasks, std::size_t max_concurrent, run_options options = {}) {
   return detail::run_tasks_blocking(std::make_shared<detail::task_list<Task>>(std::move(tasks)),
                                     max_concurrent, std::move(options));
+}
+
+/// The blocking run_tasks over a source: as async_run_tasks over a source,
+/// on the blocking run_tasks' own io_context, with its signals. Throws
+/// std::invalid_argument, with nothing pulled, for `max_concurrent == 0` or
+/// an empty `next`.
+template <task_generator Source>
+run_report run_tasks(Source next, std::size_t max_concurrent, run_options options = {}) {
+  return detail::run_tasks_blocking(
+      std::make_shared<detail::task_source_list<Source, generated_task_t<Source>>>(std::move(next)),
+      max_concurrent, std::move(options));
 }
 
 }  // namespace graceful

@@ -6,6 +6,7 @@
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <type_traits>
 
 namespace graceful {
@@ -17,6 +18,26 @@ namespace asio = boost::asio;
 template <class Task>
 concept awaitable_task = std::move_constructible<Task> &&
     std::same_as<std::invoke_result_t<Task&>, asio::awaitable<void>>;
+
+namespace detail {
+template <class T>
+struct optional_task : std::false_type {};
+template <class Task>
+struct optional_task<std::optional<Task>> : std::bool_constant<awaitable_task<Task>> {
+  using task = Task;
+};
+}  // namespace detail
+
+/// A source of tasks: a callable with no arguments returning
+/// std::optional<Task> of an awaitable_task Task, std::nullopt once it has
+/// no more. A run pulls from it only when a concurrency slot is free.
+template <class Source>
+concept task_generator = std::move_constructible<Source> && std::invocable<Source&> &&
+    detail::optional_task<std::invoke_result_t<Source&>>::value;
+
+/// The task type of a source.
+template <task_generator Source>
+using generated_task_t = typename detail::optional_task<std::invoke_result_t<Source&>>::task;
 
 /// What a run or a registry does when a task fails (throws anything but a
 /// cancellation it was asked for).

@@ -19,6 +19,12 @@ class outcome_table {
     counts_[index(task_outcome::not_started)] = n;
   }
 
+  // One more task (a source's, pulled), not ended yet.
+  void add() {
+    outcomes_.push_back(task_outcome::not_started);
+    ++counts_[index(task_outcome::not_started)];
+  }
+
   void set(std::size_t i, task_outcome o) noexcept {
     --counts_[index(outcomes_[i])];
     ++counts_[index(o)];
@@ -39,7 +45,8 @@ struct report_builder {
                          std::vector<std::pair<std::size_t, std::exception_ptr>> errors,
                          stop_cause cause, int signal, std::shared_ptr<task_source> tasks,
                          std::vector<std::pair<std::size_t, duration>> ran = {},
-                         std::function<std::string(std::size_t)> names = {}) {
+                         std::function<std::string(std::size_t)> names = {},
+                         std::exception_ptr source_error = nullptr) {
     run_report r;
     r.counts_ = outcomes.counts_;
     auto by_index = [](const auto& a, const auto& b) { return a.first < b.first; };
@@ -52,6 +59,7 @@ struct report_builder {
     r.cause_ = cause;
     r.signal_ = signal;
     r.tasks_ = std::move(tasks);
+    r.source_error_ = std::move(source_error);
     return r;
   }
 };

@@ -3,6 +3,7 @@
 #include <graceful/shield.hpp>
 
 #include "context_hints.hpp"
+#include "report_checks.hpp"
 #include "task_probe.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -67,15 +68,6 @@ struct result {
   }
 };
 
-void check_accounting(const run_report& r) {
-  std::size_t sum = 0;
-  for (auto o : {task_outcome::completed, task_outcome::failed, task_outcome::cancelled_running,
-                 task_outcome::cancelled_queued, task_outcome::not_started}) {
-    BOOST_TEST(r.indices(o).size() == r.count(o));
-    sum += r.count(o);
-  }
-  BOOST_TEST(sum == r.size());
-}
 
 }  // namespace
 

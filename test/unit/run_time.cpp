@@ -5,6 +5,7 @@
 #include <graceful/this_task.hpp>
 
 #include "context_hints.hpp"
+#include "report_checks.hpp"
 #include "task_probe.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -44,16 +45,6 @@ using timed_result = completion<run_report>;
 
 namespace {
 
-// Every task accounted for exactly once, over all seven outcomes.
-void check_accounting(const run_report& r) {
-  std::size_t sum = 0;
-  for (std::size_t k = 0; k < graceful::detail::outcome_kinds; ++k) {
-    auto o = static_cast<task_outcome>(k);
-    BOOST_TEST(r.indices(o).size() == r.count(o));
-    sum += r.count(o);
-  }
-  BOOST_TEST(sum == r.size());
-}
 
 // Took at least `at_least` (a timer never fires early), and not forever:
 // timing is asserted only with a generous upper bound.

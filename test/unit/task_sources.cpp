@@ -1,0 +1,476 @@
+// Runs over a task source (a callable returning std::optional<Task>) and
+// graceful::from_range.
+#include <graceful/async_semaphore.hpp>
+#include <graceful/from_range.hpp>
+#include <graceful/run_tasks.hpp>
+
+#include "context_hints.hpp"
+#include "report_checks.hpp"
+#include "task_probe.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using graceful::run_report;
+using graceful::stop_cause;
+using graceful::task_outcome;
+using namespace std::chrono_literals;
+using namespace graceful_test;
+
+namespace {
+
+using result = completion<run_report>;
+
+// A source of n tasks made by make(i), counting its pulls; it checks that it
+// is pulled only while a slot is free: never more than `limit` of its tasks
+// pulled and not ended.
+struct counted_source {
+  struct state {
+    std::size_t pulled = 0;
+    std::size_t ended = 0;
+    std::size_t most_in_flight = 0;
+    bool ran_out = false;  // returned std::nullopt
+    bool pulled_after_end = false;
+  };
+  std::shared_ptr<state> s = std::make_shared<state>();
+  std::size_t n;
+  std::function<task(std::size_t)> make;
+
+  std::optional<task> operator()() {
+    if (s->ran_out) s->pulled_after_end = true;
+    if (s->pulled == n) {
+      s->ran_out = true;
+      return std::nullopt;
+    }
+    std::size_t i = s->pulled++;
+    s->most_in_flight = std::max(s->most_in_flight, s->pulled - s->ended);
+    return [inner = make(i), st = s]() -> asio::awaitable<void> {
+      struct count_end {
+        state& s;
+        ~count_end() { ++s.ended; }
+      } end{*st};
+      co_await inner();
+    };
+  }
+};
+
+task quick(probe& p, std::size_t i) {
+  return [&p, i]() -> asio::awaitable<void> {
+    p.start(i, true);
+    cleanup_guard g{p};
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    ++p.finished;
+  };
+}
+
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(task_sources)
+
+BOOST_DATA_TEST_CASE(pulls_only_into_a_free_slot_and_runs_in_pull_order, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  counted_source src{std::make_shared<counted_source::state>(), 40, [&p](std::size_t i) { return quick(p, i); }};
+  auto st = src.s;
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), src, 3, r.handler());
+  BOOST_TEST(st->pulled == 0u);  // nothing runs inside the initiating call
+  ctx.run();
+  BOOST_TEST(r.calls == 1);
+  BOOST_TEST(!r.ec);
+  BOOST_TEST(r.value.size() == 40u);
+  BOOST_TEST(r.value.count(task_outcome::completed) == 40u);
+  BOOST_TEST(r.value.cause() == stop_cause::none);
+  BOOST_TEST(r.value.exit_code() == 0);
+  BOOST_TEST(st->most_in_flight <= 3u);
+  BOOST_TEST(st->most_in_flight == 3u);
+  BOOST_TEST(p.peak.load() == 3);
+  BOOST_TEST(st->ran_out);
+  BOOST_TEST(!st->pulled_after_end);
+  std::vector<std::size_t> in_order(40);
+  for (std::size_t i = 0; i < 40; ++i) in_order[i] = i;
+  BOOST_TEST(p.start_order == in_order, boost::test_tools::per_element());
+  // The run kept nothing of the source: only the test holds its state.
+  BOOST_TEST(st.use_count() == 2);  // st and the test's src
+}
+
+BOOST_DATA_TEST_CASE(a_cancel_pulls_nothing_more_and_reports_what_was_pulled, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  counted_source src{std::make_shared<counted_source::state>(), 1000, [&p](std::size_t i) { return sleeper(p, i, std::chrono::hours(1)); }};
+  auto st = src.s;
+  asio::cancellation_signal cancel;
+  p.on_start = [&] {
+    if (p.started == 4) asio::post(ctx, [&] { cancel.emit(asio::cancellation_type::terminal); });
+  };
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), src, 4,
+                            asio::bind_cancellation_slot(cancel.slot(), r.handler()));
+  ctx.run();
+  BOOST_TEST(r.calls == 1);
+  BOOST_TEST(r.value.cause() == stop_cause::cancelled);
+  BOOST_TEST(st->pulled == 4u);  // one per slot, none after the stop
+  BOOST_TEST(r.value.size() == 4u);
+  BOOST_TEST(r.value.count(task_outcome::cancelled_running) == 4u);
+  BOOST_TEST(r.value.count(task_outcome::cancelled_queued) == 0u);
+  BOOST_TEST(r.value.count(task_outcome::not_started) == 0u);
+  BOOST_TEST(p.cleaned.load() == 4);
+  check_accounting(r.value);
+}
+
+BOOST_DATA_TEST_CASE(a_source_task_completes_fails_or_times_out, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  counted_source src{std::make_shared<counted_source::state>(), 3, [&](std::size_t i) -> task {
+                       if (i == 0) return quick(p, i);
+                       if (i == 1) {
+                         return []() -> asio::awaitable<void> {
+                           throw std::runtime_error("task one");
+                           co_return;
+                         };
+                       }
+                       return sleeper(p, i, std::chrono::hours(1), false);
+                     }};
+  graceful::run_options o;
+  o.task_timeout = 50ms;
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), src, 3, o, r.handler());
+  ctx.run_for(10s);
+  BOOST_TEST(r.calls == 1);
+  const run_report& rep = r.value;
+  BOOST_TEST(rep.size() == 3u);
+  BOOST_TEST(rep.outcome(0) == task_outcome::completed);
+  BOOST_TEST(rep.outcome(1) == task_outcome::failed);
+  BOOST_TEST(rep.outcome(2) == task_outcome::timed_out);
+  BOOST_TEST(rep.cause() == stop_cause::none);
+  BOOST_TEST(p.cleaned.load() == 2);
+  check_accounting(rep);
+}
+
+BOOST_DATA_TEST_CASE(a_task_left_running_past_the_drain_budget_is_abandoned, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  asio::steady_timer gate(ctx, std::chrono::hours(1));
+  auto state = std::make_shared<int>(0);
+  counted_source src{std::make_shared<counted_source::state>(), 3, [&](std::size_t i) -> task {
+                       if (i == 0) return hangs_in_cleanup(p, i, gate, state);
+                       return sleeper(p, i, std::chrono::hours(1), false);
+                     }};
+  auto st = src.s;
+  graceful::run_options o;
+  o.drain_timeout = 50ms;
+  asio::cancellation_signal cancel;
+  p.on_start = [&] {
+    if (p.started == 3) asio::post(ctx, [&] { cancel.emit(asio::cancellation_type::terminal); });
+  };
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), src, 8, o,
+                            asio::bind_cancellation_slot(cancel.slot(), r.handler()));
+  while (r.calls == 0 && ctx.run_one_for(10s) > 0) {
+  }
+  BOOST_TEST(r.calls == 1);
+  BOOST_TEST(r.value.outcome(0) == task_outcome::abandoned);
+  BOOST_TEST(r.value.outcome(1) == task_outcome::cancelled_running);
+  BOOST_TEST(r.value.outcome(2) == task_outcome::cancelled_running);
+  BOOST_TEST(st->ran_out);  // it ran out before the stop (3 tasks, 8 slots)
+  gate.cancel();  // the abandoned task ends on its own, with its callable alive
+  ctx.run();
+  BOOST_TEST(*state == 1);
+  BOOST_TEST(p.cleaned.load() == 3);
+}
+
+BOOST_DATA_TEST_CASE(a_source_that_throws_stops_the_run_with_its_exception, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  std::size_t calls = 0;
+  auto source = [&]() -> std::optional<task> {
+    if (++calls == 4) throw std::runtime_error("the source broke");
+    return sleeper(p, calls - 1, std::chrono::hours(1));
+  };
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), source, 10, r.handler());
+  ctx.run();
+  BOOST_TEST(r.calls == 1);
+  BOOST_TEST(!r.ec);
+  BOOST_TEST(calls == 4u);  // never pulled again
+  BOOST_TEST(r.value.cause() == stop_cause::failure);
+  BOOST_TEST(r.value.size() == 3u);
+  BOOST_TEST(r.value.count(task_outcome::cancelled_running) == 3u);
+  BOOST_TEST(p.cleaned.load() == 3);
+  BOOST_TEST(r.value.exit_code() == 1);
+  BOOST_REQUIRE(r.value.source_error());
+  BOOST_CHECK_THROW(std::rethrow_exception(r.value.source_error()), std::runtime_error);
+  std::ostringstream text;
+  text << r.value;
+  BOOST_TEST(text.str().find("the source threw: the source broke") != std::string::npos);
+}
+
+BOOST_DATA_TEST_CASE(a_source_with_nothing_completes_with_an_empty_report, context_hints, hint) {
+  asio::io_context ctx(hint);
+  int calls = 0;
+  auto source = [&]() -> std::optional<task> {
+    ++calls;
+    return std::nullopt;
+  };
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), source, 4, r.handler());
+  ctx.run();
+  BOOST_TEST(r.calls == 1);
+  BOOST_TEST(!r.ec);
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(r.value.size() == 0u);
+  BOOST_TEST(r.value.cause() == stop_cause::none);
+  BOOST_TEST(r.value.exit_code() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_is_refused_before_anything_is_pulled) {
+  asio::io_context ctx;
+  int calls = 0;
+  auto source = [&]() -> std::optional<task> {
+    ++calls;
+    return std::nullopt;
+  };
+  result zero_limit;
+  graceful::async_run_tasks(ctx.get_executor(), source, 0, zero_limit.handler());
+  result null_source;
+  std::function<std::optional<task>()> empty;
+  graceful::async_run_tasks(ctx.get_executor(), empty, 2, null_source.handler());
+  ctx.run();
+  BOOST_TEST(zero_limit.ec == graceful::error::invalid_argument);
+  BOOST_TEST(null_source.ec == graceful::error::invalid_argument);
+  BOOST_TEST(calls == 0);
+  try {
+    graceful::run_tasks(empty, 2);
+    BOOST_FAIL("an empty source was accepted");
+  } catch (const std::invalid_argument& e) {
+    BOOST_TEST(std::string(e.what()).find("source is an empty callable") != std::string::npos);
+  }
+  BOOST_CHECK_THROW(graceful::run_tasks(source, 0), std::invalid_argument);
+  BOOST_TEST(calls == 0);
+}
+
+BOOST_DATA_TEST_CASE(a_pulled_empty_callable_fails_as_a_task, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  std::size_t calls = 0;
+  auto source = [&]() -> std::optional<task> {
+    switch (calls++) {
+      case 0:
+        return quick(p, 0);
+      case 1:
+        return task{};  // empty
+      case 2:
+        return quick(p, 2);
+      default:
+        return std::nullopt;
+    }
+  };
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), source, 1, r.handler());
+  ctx.run();
+  BOOST_TEST(r.value.size() == 3u);
+  BOOST_TEST(r.value.outcome(0) == task_outcome::completed);
+  BOOST_TEST(r.value.outcome(1) == task_outcome::failed);
+  BOOST_TEST(r.value.outcome(2) == task_outcome::completed);
+  BOOST_CHECK_THROW(std::rethrow_exception(r.value.error(1)), std::invalid_argument);
+  BOOST_TEST(r.value.cause() == stop_cause::none);
+}
+
+// A task's callable goes when it ends, not with the run: with one slot, each
+// task sees the one before it gone.
+BOOST_DATA_TEST_CASE(a_task_callable_goes_when_its_task_ends, context_hints, hint) {
+  asio::io_context ctx(hint);
+  std::weak_ptr<int> last;
+  std::size_t calls = 0, saw_previous_alive = 0;
+  auto source = [&]() -> std::optional<task> {
+    if (calls++ == 20) return std::nullopt;
+    auto mine = std::make_shared<int>(0);
+    std::weak_ptr<int> previous = last;
+    last = mine;
+    return [mine, previous, &saw_previous_alive]() -> asio::awaitable<void> {
+      if (!previous.expired()) ++saw_previous_alive;
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    };
+  };
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), source, 1, r.handler());
+  ctx.run();
+  BOOST_TEST(r.value.count(task_outcome::completed) == 20u);
+  BOOST_TEST(saw_previous_alive == 0u);
+  BOOST_TEST(last.expired());
+}
+
+BOOST_DATA_TEST_CASE(a_huge_limit_costs_what_the_source_runs, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  counted_source src{std::make_shared<counted_source::state>(), 300, [&p](std::size_t i) { return sleeper(p, i, 20ms, false); }};
+  auto st = src.s;
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), src, std::numeric_limits<std::size_t>::max(),
+                            r.handler());
+  ctx.run();
+  BOOST_TEST(r.value.count(task_outcome::completed) == 300u);
+  BOOST_TEST(st->most_in_flight == 300u);  // all at once: the slots grew as needed
+}
+
+BOOST_DATA_TEST_CASE(with_a_limiter_a_task_is_pulled_only_with_its_permit, context_hints, hint) {
+  asio::io_context ctx(hint);
+  probe p;
+  graceful::async_semaphore limiter(ctx.get_executor(), 2);
+  counted_source src{std::make_shared<counted_source::state>(), 12, [&p](std::size_t i) { return sleeper(p, i, 2ms, false); }};
+  auto st = src.s;
+  graceful::run_options o;
+  o.limiter = &limiter;
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), src, 6, o, r.handler());
+  ctx.run();
+  BOOST_TEST(r.value.count(task_outcome::completed) == 12u);
+  BOOST_TEST(st->most_in_flight == 2u);
+  BOOST_TEST(limiter.available() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_closed_limiter_stops_the_pulls) {
+  asio::io_context ctx;
+  probe p;
+  graceful::async_semaphore limiter(ctx.get_executor(), 1);
+  counted_source src{std::make_shared<counted_source::state>(), 100, [&p](std::size_t i) { return sleeper(p, i, 2ms, false); }};
+  auto st = src.s;
+  graceful::run_options o;
+  o.limiter = &limiter;
+  p.on_start = [&] {
+    if (p.started == 3) limiter.close();
+  };
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), src, 4, o, r.handler());
+  ctx.run();
+  BOOST_TEST(r.value.cause() == stop_cause::limiter_closed);
+  BOOST_TEST(st->pulled == 3u);
+  BOOST_TEST(r.value.size() == 3u);
+  BOOST_TEST(r.value.count(task_outcome::completed) == 3u);
+}
+
+// The source is called on the run's strand only: on four threads, calls
+// never overlap (and TSan sees no race on the source's plain counters).
+BOOST_AUTO_TEST_CASE(a_source_is_pulled_only_on_the_run_strand) {
+  asio::thread_pool pool(4);
+  std::atomic<int> inside{0};
+  std::atomic<bool> overlapped{false};
+  std::size_t calls = 0;  // not atomic: the strand orders every call
+  std::atomic<int> ran{0};
+  auto source = [&]() -> std::optional<graceful_test::task> {
+    if (inside.fetch_add(1) != 0) overlapped = true;
+    std::optional<graceful_test::task> t;
+    if (calls++ < 2000) {
+      t = [&ran]() -> asio::awaitable<void> {
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        ++ran;
+      };
+    }
+    inside.fetch_sub(1);
+    return t;
+  };
+  auto done = graceful::async_run_tasks(pool.get_executor(), source, 16, asio::use_future);
+  run_report report = done.get();
+  pool.join();
+  BOOST_TEST(!overlapped.load());
+  BOOST_TEST(calls == 2001u);
+  BOOST_TEST(ran.load() == 2000);
+  BOOST_TEST(report.count(task_outcome::completed) == 2000u);
+}
+
+BOOST_AUTO_TEST_CASE(the_blocking_run_tasks_takes_a_source) {
+  probe p;
+  counted_source src{std::make_shared<counted_source::state>(), 25, [&p](std::size_t i) { return quick(p, i); }};
+  auto st = src.s;
+  run_report report = graceful::run_tasks(src, 4);
+  BOOST_TEST(report.count(task_outcome::completed) == 25u);
+  BOOST_TEST(st->most_in_flight == 4u);
+}
+
+BOOST_AUTO_TEST_SUITE(from_range)
+
+BOOST_AUTO_TEST_CASE(copies_out_of_an_lvalue_range_and_leaves_it_whole) {
+  probe p;
+  std::vector<task> tasks;
+  for (std::size_t i = 0; i < 10; ++i) tasks.push_back(quick(p, i));
+  run_report report = graceful::run_tasks(graceful::from_range(tasks), 3);
+  BOOST_TEST(report.count(task_outcome::completed) == 10u);
+  BOOST_TEST(tasks.size() == 10u);
+  for (const task& t : tasks) BOOST_TEST(static_cast<bool>(t));  // still there
+  std::vector<std::size_t> in_order{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  BOOST_TEST(p.start_order == in_order, boost::test_tools::per_element());
+}
+
+struct move_only_task {
+  std::unique_ptr<int> hits;
+  int* total;
+  asio::awaitable<void> operator()() {
+    *total += *hits;
+    co_return;
+  }
+};
+
+BOOST_AUTO_TEST_CASE(takes_move_only_tasks_out_of_an_owned_range) {
+  int total = 0;
+  std::vector<move_only_task> tasks;
+  for (int i = 1; i <= 5; ++i) tasks.push_back({std::make_unique<int>(i), &total});
+  run_report report = graceful::run_tasks(graceful::from_range(std::move(tasks)), 2);
+  BOOST_TEST(report.count(task_outcome::completed) == 5u);
+  BOOST_TEST(total == 15);
+}
+
+BOOST_AUTO_TEST_CASE(a_lazy_view_makes_each_task_only_when_it_is_pulled) {
+  asio::io_context ctx;
+  std::size_t made = 0;
+  std::size_t most_made_ahead = 0, ended = 0;
+  auto make = [&](int) -> task {
+    ++made;
+    most_made_ahead = std::max(most_made_ahead, made - ended);
+    return [&ended]() -> asio::awaitable<void> {
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      ++ended;
+    };
+  };
+  asio::cancellation_signal cancel;
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(),
+                            graceful::from_range(std::views::iota(0, 1'000'000'000) |
+                                                 std::views::transform(make)),
+                            8, asio::bind_cancellation_slot(cancel.slot(), r.handler()));
+  asio::steady_timer stop(ctx, 50ms);
+  stop.async_wait([&](error_code) { cancel.emit(asio::cancellation_type::terminal); });
+  ctx.run();
+  BOOST_TEST(r.value.cause() == stop_cause::cancelled);
+  BOOST_TEST(made == r.value.size());  // made only as pulled
+  BOOST_TEST(most_made_ahead <= 8u);
+  BOOST_TEST(made > 8u);
+  check_accounting(r.value);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END()
