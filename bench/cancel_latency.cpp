@@ -5,6 +5,10 @@
 // the protocol (and a shell) expects.
 //
 //   cancel_latency --tasks N --max-concurrent C [--cleanup sync|async] [--threads T]
+//                  [--source vector|lazy]
+//
+// --source lazy: the tasks come from a source (a callable that makes the
+// next one when a slot is free) instead of a vector of N: memory O(C).
 #include "protocol_args.hpp"
 
 #include <graceful/graceful.hpp>
@@ -18,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -79,6 +84,14 @@ template <class Task>
 graceful::run_report run(counters& c, const bench::protocol_args& a) {
   graceful::run_options options;
   options.threads = a.threads;
+  if (a.lazy_source) {
+    auto next = [&c, left = a.tasks]() mutable -> std::optional<Task> {
+      if (left == 0) return std::nullopt;
+      --left;
+      return Task{&c};
+    };
+    return graceful::run_tasks(next, a.max_concurrent, options);
+  }
   return graceful::run_tasks(std::vector<Task>(a.tasks, Task{&c}), a.max_concurrent, options);
 }
 

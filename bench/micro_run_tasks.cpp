@@ -1,6 +1,8 @@
 // async_run_tasks in-process.
 // - cancel_and_join/*: the time from the cancellation to the handler (every
 //   running task cancelled and joined, every queued one accounted for).
+// - cancel_and_join/*_source: the same over a task source (a callable that
+//   makes each task as a slot frees up) instead of a vector.
 // - run_to_end/*: a whole run of short tasks (each awaits one post), with no
 //   option set and with a task_timeout that is never reached: what keeping
 //   time costs per task.
@@ -21,6 +23,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <optional>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -74,7 +77,23 @@ struct hour_task {
   }
 };
 
-template <class Task>
+// The run's tasks: a vector of n, or (Lazy) a source that makes them as
+// slots free up.
+template <class Task, bool Lazy, class Token>
+void start_run(asio::io_context& ctx, counters& c, std::size_t n, std::size_t limit, Token token) {
+  if constexpr (Lazy) {
+    auto next = [&c, left = n]() mutable -> std::optional<Task> {
+      if (left == 0) return std::nullopt;
+      --left;
+      return Task{&c};
+    };
+    graceful::async_run_tasks(ctx.get_executor(), next, limit, std::move(token));
+  } else {
+    graceful::async_run_tasks(ctx.get_executor(), std::vector<Task>(n, Task{&c}), limit, std::move(token));
+  }
+}
+
+template <class Task, bool Lazy = false>
 void cancel_and_join(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   const auto limit = static_cast<std::size_t>(state.range(1));
@@ -86,18 +105,20 @@ void cancel_and_join(benchmark::State& state) {
     asio::cancellation_signal sig;
     bool done = false;
     std::size_t accounted = 0;
-    graceful::async_run_tasks(ctx.get_executor(), std::vector<Task>(n, Task{&c}), limit,
-                              asio::bind_cancellation_slot(sig.slot(), [&](boost::system::error_code,
-                                                                           graceful::run_report r) {
-                                done = true;
-                                accounted = r.size();
-                              }));
+    start_run<Task, Lazy>(ctx, c, n, limit,
+                          asio::bind_cancellation_slot(sig.slot(), [&](boost::system::error_code,
+                                                                       graceful::run_report r) {
+                            done = true;
+                            accounted = r.size();
+                          }));
     while (c.started < std::min(n, limit)) ctx.run_one();
     state.ResumeTiming();
     sig.emit(asio::cancellation_type::terminal);
     while (!done) ctx.run_one();
     state.PauseTiming();
-    if (c.cleaned != c.started || accounted != n) state.SkipWithError("lost a task");
+    // A source's report covers what it pulled: the running tasks.
+    const std::size_t expected = Lazy ? c.started : n;
+    if (c.cleaned != c.started || accounted != expected) state.SkipWithError("lost a task");
     state.ResumeTiming();
   }
   state.SetItemsProcessed(state.iterations() * state.range(0));
@@ -115,6 +136,13 @@ BENCHMARK(cancel_and_join<hour_task<true>>)->Name("cancel_and_join/exception")->
 BENCHMARK(cancel_and_join<hour_task<false>>)->Name("cancel_and_join/error_code")->Apply(workloads);
 BENCHMARK(cancel_and_join<hour_task_async_cleanup>)
     ->Name("cancel_and_join/async_cleanup")
+    ->Apply(workloads);
+// The same runs over a task source (async_run_tasks(ex, next, ...)).
+BENCHMARK(cancel_and_join<hour_task<false>, true>)
+    ->Name("cancel_and_join/error_code_source")
+    ->Apply(workloads);
+BENCHMARK(cancel_and_join<hour_task_async_cleanup, true>)
+    ->Name("cancel_and_join/async_cleanup_source")
     ->Apply(workloads);
 
 // A short task: one post, then it returns.

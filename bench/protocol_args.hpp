@@ -20,12 +20,13 @@ struct protocol_args {
   bool async_cleanup = false;
   std::size_t threads = 1;
   std::string variant;  // baselines only
+  bool lazy_source = false;  // graceful only: --source lazy (the tasks pulled from a source)
 };
 
 [[noreturn]] inline void usage(const char* prog, const char* problem) {
   std::fprintf(stderr,
                "%s: %s\nusage: %s --tasks N --max-concurrent C [--cleanup sync|async] "
-               "[--threads T] [--variant V]\n",
+               "[--threads T] [--variant V] [--source vector|lazy]\n",
                prog, problem, prog);
   std::exit(2);
 }
@@ -55,6 +56,14 @@ inline protocol_args parse_protocol_args(int argc, char** argv) {
         a.async_cleanup = true;
       } else {
         usage(argv[0], "--cleanup is sync or async");
+      }
+    } else if (arg == "--source") {
+      if (std::strcmp(v, "vector") == 0) {
+        a.lazy_source = false;
+      } else if (std::strcmp(v, "lazy") == 0) {
+        a.lazy_source = true;
+      } else {
+        usage(argv[0], "--source is vector or lazy");
       }
     } else if (arg == "--variant") {
       a.variant = v;

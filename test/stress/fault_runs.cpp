@@ -14,7 +14,9 @@
 // delay and/or when a given task is launched; a shared limiter may be closed
 // after a random delay. A run may keep time: a deadline, a task timeout, a
 // grace period, a drain budget (tasks may then be abandoned: they end later,
-// before the context runs out of work) and progress reports. After the
+// before the context runs out of work) and progress reports. A run may take
+// its tasks from a source instead of a vector (pulled one at a time as slots
+// free up), a source that may throw at a given pull. After the
 // context ran out of work, every invariant is checked (see check_run). Trial k
 // uses seed S+k; a failure prints the seed that replays it alone
 // (`--seed X --runs 1`). Without --seed, S is drawn at random and printed.
@@ -115,6 +117,12 @@ struct run_state {
   // Time (zero: not set).
   microseconds deadline{0}, task_timeout{0}, grace{0}, drain_timeout{0};
   bool progress = false;
+  // A source run: the tasks are pulled from a callable, one per free slot;
+  // it throws at pull number source_throws_at, if set.
+  bool source = false;
+  std::optional<std::size_t> source_throws_at;
+  std::size_t pulled = 0;  // on the run's strand; the tasks [0, pulled) were taken
+  bool source_threw = false;
   // Every task's callable holds a reference: once the run is over, only the
   // never-started ones in the report may still hold theirs.
   std::shared_ptr<const int> captured = std::make_shared<const int>(0);
@@ -259,7 +267,8 @@ struct trial {
          << " type=" << static_cast<unsigned>(s.type) << " delay_us=" << s.delay.count()
          << " deadline_us=" << s.deadline.count() << " timeout_us=" << s.task_timeout.count()
          << " grace_us=" << s.grace.count() << " drain_us=" << s.drain_timeout.count()
-         << " progress=" << s.progress;
+         << " progress=" << s.progress << " source=" << s.source;
+      if (s.source_throws_at) os << " source_throws_at=" << *s.source_throws_at;
       if (s.cancel_on_launch) os << " on_launch=" << *s.cancel_on_launch;
       os << " emitted=" << s.emitted << " cause=" << s.report.cause() << "\n   ";
       for (std::size_t i = 0; i < s.n; ++i) {
@@ -297,6 +306,8 @@ void plan_run(run_state& s, rng& r) {
     s.drain_timeout = maybe(3, 500);
     s.progress = r.chance(3);
   }
+  s.source = r.chance(3);
+  if (s.source && r.chance(6)) s.source_throws_at = r.below(s.n + 1);
   // Whether something will end a task that waits forever.
   const bool ends_waiters = s.when != moment::none || s.deadline.count() > 0 || s.task_timeout.count() > 0;
   s.recs = std::make_unique<task_record[]>(s.n);
@@ -325,13 +336,31 @@ std::string check_run(const run_state& s) {
   if (s.handler_calls != 1) return fail("the handler ran ", s.handler_calls.load(), " times");
   if (s.ec) return fail("the run completed with ", s.ec.message());
   const graceful::run_report& rep = s.report;
-  if (rep.size() != s.n) return fail("the report has ", rep.size(), " tasks, not ", s.n);
+  // A source run's report covers what it pulled, in pull order.
+  const std::size_t size = s.source ? s.pulled : s.n;
+  if (rep.size() != size) return fail("the report has ", rep.size(), " tasks, not ", size);
   std::size_t total = 0;
   for (std::size_t k = 0; k < graceful::detail::outcome_kinds; ++k) {
     total += rep.count(static_cast<task_outcome>(k));
   }
-  if (total != s.n) return fail("the report's counts add up to ", total, ", not ", s.n);
+  if (total != size) return fail("the report's counts add up to ", total, ", not ", size);
   if (rep.count(task_outcome::cancelled_queued) > 1) return fail("more than one task cancelled_queued");
+  const bool source_threw = s.source_threw;
+  if (static_cast<bool>(rep.source_error()) != source_threw) {
+    return fail("source_error() is ", rep.source_error() ? "set" : "null", " but the source ",
+                source_threw ? "threw" : "did not throw");
+  }
+  if (s.source) {
+    if (rep.count(task_outcome::cancelled_queued) + rep.count(task_outcome::not_started) > 0) {
+      return fail("a source run reports a task that was never started");
+    }
+    if (s.pulled < s.n && rep.cause() == graceful::stop_cause::none) {
+      return fail("the source still had tasks, but the run ended unstopped after ", s.pulled);
+    }
+    for (std::size_t i = s.pulled; i < s.n; ++i) {
+      if (s.recs[i].invoked != 0) return fail("task ", i, " was never pulled but was invoked");
+    }
+  }
 
   const bool stopped = rep.cause() != graceful::stop_cause::none;
   switch (rep.cause()) {
@@ -341,6 +370,7 @@ std::string check_run(const run_state& s) {
       if (!s.emitted) return fail("cause cancelled, but no cancellation was emitted");
       break;
     case graceful::stop_cause::failure:
+      if (source_threw) break;  // a source that throws stops the run
       // A timeout stops a cancel_all run at once, even if the task then
       // returns normally (completed).
       if (s.policy != graceful::failure_policy::cancel_all ||
@@ -371,7 +401,7 @@ std::string check_run(const run_state& s) {
 
   std::size_t began_count = 0;
   bool reached_unstarted = false;
-  for (std::size_t i = 0; i < s.n; ++i) {
+  for (std::size_t i = 0; i < size; ++i) {
     const task_record& t = s.recs[i];
     const task_outcome o = rep.outcome(i);
     const bool began = o == task_outcome::completed || o == task_outcome::failed ||
@@ -467,7 +497,10 @@ std::string check_run(const run_state& s) {
     }
     for (std::size_t k = 0; k < seen.size(); ++k) {
       const auto& p = seen[k];
-      if (p.running + p.queued + p.not_started + p.ended != s.n) return fail("progress counts do not add up");
+      if (s.source ? p.running + p.ended > s.n || p.queued + p.not_started != 0
+                   : p.running + p.queued + p.not_started + p.ended != s.n) {
+        return fail("progress counts do not add up");
+      }
       if (p.blocking.size() > 8 || p.blocking.size() > p.running) return fail("progress blocking list too long");
       if (k > 0 && p.phase < seen[k - 1].phase) return fail("progress phases went back");
     }
@@ -540,9 +573,6 @@ std::string run_trial(trial& t, watchdog& dog) {
     s.strand.emplace(asio::make_strand(ctx));
     if (limiter) s.shared_in_flight = &t.limiter_in_flight;
     s.limiter_may_close = t.limiter_closes_after.has_value();
-    std::vector<task> tasks;
-    tasks.reserve(s.n);
-    for (std::size_t i = 0; i < s.n; ++i) tasks.push_back(make_task({&s, &s.recs[i], i}));
     graceful::run_options options;
     options.on_failure = s.policy;
     if (limiter) options.limiter = &*limiter;
@@ -554,16 +584,31 @@ std::string run_trial(trial& t, watchdog& dog) {
       options.progress_interval = microseconds(200);
       options.on_progress = [&s](const graceful::run_progress& p) { s.progress_seen.push_back(p); };
     }
-    graceful::async_run_tasks(
-        ctx.get_executor(), std::move(tasks), s.limit, options,
-        asio::bind_cancellation_slot(
-            s.sig.slot(), asio::bind_executor(*s.strand, [&s](boost::system::error_code ec,
-                                                               graceful::run_report rep) {
-              ++s.handler_calls;
-              s.ec = ec;
-              s.report = std::move(rep);
-              if (s.timer) s.timer->cancel();
-            })));
+    auto handler = asio::bind_cancellation_slot(
+        s.sig.slot(), asio::bind_executor(*s.strand, [&s](boost::system::error_code ec,
+                                                           graceful::run_report rep) {
+          ++s.handler_calls;
+          s.ec = ec;
+          s.report = std::move(rep);
+          if (s.timer) s.timer->cancel();
+        }));
+    if (s.source) {
+      auto next = [&s]() -> std::optional<task> {
+        if (s.source_throws_at && s.pulled == *s.source_throws_at) {
+          s.source_threw = true;
+          throw std::runtime_error("the source failed");
+        }
+        if (s.pulled == s.n) return std::nullopt;
+        const std::size_t i = s.pulled++;
+        return make_task({&s, &s.recs[i], i});
+      };
+      graceful::async_run_tasks(ctx.get_executor(), next, s.limit, options, std::move(handler));
+    } else {
+      std::vector<task> tasks;
+      tasks.reserve(s.n);
+      for (std::size_t i = 0; i < s.n; ++i) tasks.push_back(make_task({&s, &s.recs[i], i}));
+      graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), s.limit, options, std::move(handler));
+    }
     if (s.when == moment::at_once) {
       s.emit();  // before any thread runs the context: nothing else touches the strand
     } else if (s.when == moment::timed) {
