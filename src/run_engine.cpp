@@ -671,12 +671,13 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     notice_->close();
     // A list's report keeps the tasks that never started (take_unstarted);
     // a source has none, and goes now (unless abandoned tasks still use it).
+    std::shared_ptr<result_store_base> results = tasks_->seal_results();
     std::shared_ptr<task_source> unstarted;
     if (!source_) unstarted = abandoned_ ? tasks_ : std::move(tasks_);
     if (source_ && !abandoned_) tasks_.reset();
     auto report = report_builder::make(std::move(outcomes_), std::move(errors_), cause_, signal_,
                                        std::move(unstarted), std::move(ran_), options_.task_name,
-                                       std::move(source_error_));
+                                       std::move(source_error_), std::move(results));
     asio::any_completion_executor work(std::move(work_));
     if (running_ == 0) task_work_ = {};
     if (own_handler_) {

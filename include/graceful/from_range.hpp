@@ -72,7 +72,7 @@ class range_source {
 /// The source walks the range from its first pull on: do not move it after
 /// that (a run never does).
 template <std::ranges::viewable_range R>
-  requires std::ranges::input_range<R> && awaitable_task<std::ranges::range_value_t<R>> &&
+  requires std::ranges::input_range<R> && run_task<std::ranges::range_value_t<R>> &&
            std::constructible_from<std::ranges::range_value_t<R>,
                                    detail::taken_from_t<std::views::all_t<R>>>
 range_source<std::views::all_t<R>> from_range(R&& r) {

@@ -1,6 +1,7 @@
 // graceful: bounded-concurrency async work with graceful shutdown, on Boost.Asio.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -9,6 +10,7 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <typeinfo>
@@ -86,6 +88,21 @@ struct run_progress {
 namespace detail {
 struct task_source;
 struct report_builder;
+
+// The values of a run's completed result tasks, by index (ascending).
+struct result_store_base {
+  result_store_base() = default;
+  result_store_base(const result_store_base&) = delete;
+  result_store_base& operator=(const result_store_base&) = delete;
+  virtual ~result_store_base() = default;
+  virtual const std::type_info& type() const noexcept = 0;
+};
+
+template <class T>
+struct result_store final : result_store_base {
+  const std::type_info& type() const noexcept override { return typeid(T); }
+  std::vector<std::pair<std::size_t, std::optional<T>>> values;  // empty once taken
+};
 }  // namespace detail
 
 /// The result of a run: one outcome per input task, in input order.
@@ -162,6 +179,15 @@ class run_report {
   template <class Task>
   std::vector<Task> take_unstarted();
 
+  /// Moves out the value that task `i` returned, for a run of tasks that
+  /// return asio::awaitable<T> (result_task): a value if the task
+  /// completed, std::nullopt if it did not (any other outcome) or its value
+  /// was taken already. The report keeps only the completed tasks' values.
+  /// Throws std::out_of_range past size(), and std::invalid_argument if T
+  /// is not the tasks' result type (or the tasks return nothing).
+  template <class T>
+  std::optional<T> take_result(std::size_t i);
+
  private:
   friend struct detail::report_builder;
 
@@ -174,6 +200,7 @@ class run_report {
   std::function<std::string(std::size_t)> names_;
   std::shared_ptr<detail::task_source> tasks_;  // the run's tasks, for take_unstarted
   std::exception_ptr source_error_;
+  std::shared_ptr<detail::result_store_base> results_;  // result tasks' values
 };
 
 /// The summary a person reads after a shutdown, one item a line: the cause,
@@ -213,6 +240,20 @@ std::vector<Task> run_report::take_unstarted() {
   }
   tasks_.reset();
   return out;
+}
+
+template <class T>
+std::optional<T> run_report::take_result(std::size_t i) {
+  if (i >= size()) throw std::out_of_range("graceful::run_report::take_result: no such task");
+  if (!results_ || results_->type() != typeid(T)) {
+    throw std::invalid_argument(
+        "graceful::run_report::take_result: T is not the result type of the run's tasks");
+  }
+  auto& values = static_cast<detail::result_store<T>&>(*results_).values;
+  auto it = std::lower_bound(values.begin(), values.end(), i,
+                             [](const auto& v, std::size_t idx) { return v.first < idx; });
+  if (it == values.end() || it->first != i) return std::nullopt;
+  return std::exchange(it->second, std::nullopt);
 }
 
 }  // namespace graceful

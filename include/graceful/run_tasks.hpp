@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -168,16 +169,59 @@ struct task_list_base : task_source {
   // Throws what the source throws.
   virtual bool pull(std::size_t /*slot*/) { return false; }
   virtual asio::awaitable<void> make(std::size_t i, std::size_t slot) = 0;
+  // The run is over: the completed result tasks' values, sorted by index,
+  // for the report; a task that completes later (abandoned) keeps nothing.
+  // Null for tasks that return nothing.
+  virtual std::shared_ptr<result_store_base> seal_results() { return nullptr; }
   // Task i has ended (its coroutine frame is gone, or it never got one):
   // its callable, and so what it captured, goes now.
   virtual void release(std::size_t i, std::size_t slot) noexcept = 0;
 };
 
+// Where a run's result tasks put their values, on the run's strand.
+template <class T>
+struct result_sink {
+  std::shared_ptr<result_store<T>> store = std::make_shared<result_store<T>>();
+  bool sealed = false;
+
+  void add(std::size_t i, T&& value) {
+    if (!sealed) store->values.emplace_back(i, std::move(value));
+  }
+  std::shared_ptr<result_store_base> seal() {
+    sealed = true;
+    auto& v = store->values;
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    return std::move(store);
+  }
+};
+
+// A result task's coroutine, with its value kept as task i's.
+template <class T>
+asio::awaitable<void> keep_result(asio::awaitable<T> task, result_sink<T>* sink, std::size_t i) {
+  T value = co_await std::move(task);
+  sink->add(i, std::move(value));
+}
+
+// What a list keeps of its tasks' results: nothing for tasks returning void.
+template <class Task, class T = task_result_t<Task>>
+struct result_keeper : task_list_base {
+  asio::awaitable<void> start(Task& task, std::size_t i) {
+    return keep_result(std::invoke(task), &sink, i);
+  }
+  std::shared_ptr<result_store_base> seal_results() override { return sink.seal(); }
+  result_sink<T> sink;
+};
+
 template <class Task>
-struct task_list final : task_list_base {
+struct result_keeper<Task, void> : task_list_base {
+  asio::awaitable<void> start(Task& task, std::size_t) { return std::invoke(task); }
+};
+
+template <class Task>
+struct task_list final : result_keeper<Task> {
   explicit task_list(std::vector<Task> t) : released(t.size()) {
     ::new (static_cast<void*>(&list)) std::vector<Task>(std::move(t));
-    tasks = &list;
+    this->tasks = &list;
   }
   task_list(const task_list&) = delete;
   task_list& operator=(const task_list&) = delete;
@@ -198,7 +242,7 @@ struct task_list final : task_list_base {
     while (i < list.size() && !is_null_task(list[i])) ++i;
     return i;
   }
-  asio::awaitable<void> make(std::size_t i, std::size_t) override { return std::invoke(list[i]); }
+  asio::awaitable<void> make(std::size_t i, std::size_t) override { return this->start(list[i], i); }
   // Destroyed in place, whatever its captures (const ones included).
   void release(std::size_t i, std::size_t) noexcept override {
     std::destroy_at(&list[i]);
@@ -214,8 +258,8 @@ struct task_list final : task_list_base {
 // A source's tasks live in their slot while they run: at most max_concurrent
 // of them at a time. A deque, so that a slot never moves as more are added.
 template <class Source, class Task>
-struct task_source_list final : task_list_base {
-  explicit task_source_list(Source s) : source(std::move(s)) { tasks = nullptr; }
+struct task_source_list final : result_keeper<Task> {
+  explicit task_source_list(Source s) : source(std::move(s)) { this->tasks = nullptr; }
 
   bool is_source() const noexcept override { return true; }
   std::size_t size() const noexcept override { return 0; }
@@ -233,7 +277,7 @@ struct task_source_list final : task_list_base {
       throw std::invalid_argument("graceful: task " + std::to_string(i) +
                                   " of the source is an empty callable");
     }
-    return std::invoke(*slots[slot]);
+    return this->start(*slots[slot], i);
   }
   void release(std::size_t, std::size_t slot) noexcept override { slots[slot].reset(); }
 
@@ -281,6 +325,11 @@ struct run_initiation {
 /// request) is recorded with its exception; options.on_failure decides whether
 /// the others go on (default) or are cancelled.
 ///
+/// A task may return a value (asio::awaitable<T>, a result_task): the report
+/// keeps the value of each task that completes, and only those
+/// (run_report::take_result<T>(i)); move-only T is fine. A value costs one
+/// more coroutine frame per task while it runs, and its place in the report.
+///
 /// Every task coroutine runs with `throw_if_cancelled(false)`, so that after a
 /// cancellation it can still `co_await graceful::shield(cleanup())`.
 ///
@@ -313,7 +362,7 @@ struct run_initiation {
 /// The run's state lives on its strand (on a one-thread io_context, on that
 /// thread); async_run_tasks may be called from any thread, several runs may
 /// share an executor.
-template <awaitable_task Task,
+template <run_task Task,
           asio::completion_token_for<detail::run_signature> CompletionToken =
               asio::default_completion_token_t<asio::any_io_executor>>
 auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
@@ -327,7 +376,7 @@ auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
 }
 
 /// async_run_tasks with default run_options.
-template <awaitable_task Task,
+template <run_task Task,
           asio::completion_token_for<detail::run_signature> CompletionToken =
               asio::default_completion_token_t<asio::any_io_executor>>
 auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
@@ -419,7 +468,7 @@ auto async_run_tasks(asio::any_io_executor ex, Source next, std::size_t max_conc
 /// handlers are gone. A run that ends by an exception gets its context
 /// destroyed; a run_tasks called from inside a task of another, or with
 /// several threads, gets a context of its own.
-template <awaitable_task Task>
+template <run_task Task>
 run_report run_tasks(std::vector<Task> tasks, std::size_t max_concurrent, run_options options = {}) {
   return detail::run_tasks_blocking(std::make_shared<detail::task_list<Task>>(std::move(tasks)),
                                     max_concurrent, std::move(options));

@@ -20,16 +20,45 @@ concept awaitable_task = std::move_constructible<Task> &&
     std::same_as<std::invoke_result_t<Task&>, asio::awaitable<void>>;
 
 namespace detail {
+// The value type of an asio::awaitable<T> (on the default executor); none
+// for anything else.
+template <class A>
+struct awaitable_value {};
+template <class T>
+struct awaitable_value<asio::awaitable<T>> {
+  using type = T;
+};
+}  // namespace detail
+
+/// A task with a result: a callable with no arguments returning
+/// asio::awaitable<T> for a T other than void. A run keeps the value of each
+/// such task that completes (run_report::take_result).
+template <class Task>
+concept result_task = std::move_constructible<Task> && requires {
+  typename detail::awaitable_value<std::invoke_result_t<Task&>>::type;
+} && !std::is_void_v<typename detail::awaitable_value<std::invoke_result_t<Task&>>::type>;
+
+/// What async_run_tasks and run_tasks run: an awaitable_task, or a
+/// result_task.
+template <class Task>
+concept run_task = awaitable_task<Task> || result_task<Task>;
+
+/// The value type of a task's result: T for a task returning
+/// asio::awaitable<T>, void for an awaitable_task.
+template <run_task Task>
+using task_result_t = typename detail::awaitable_value<std::invoke_result_t<Task&>>::type;
+
+namespace detail {
 template <class T>
 struct optional_task : std::false_type {};
 template <class Task>
-struct optional_task<std::optional<Task>> : std::bool_constant<awaitable_task<Task>> {
+struct optional_task<std::optional<Task>> : std::bool_constant<run_task<Task>> {
   using task = Task;
 };
 }  // namespace detail
 
 /// A source of tasks: a callable with no arguments returning
-/// std::optional<Task> of an awaitable_task Task, std::nullopt once it has
+/// std::optional<Task> of a run_task Task, std::nullopt once it has
 /// no more. A run pulls from it only when a concurrency slot is free.
 template <class Source>
 concept task_generator = std::move_constructible<Source> && std::invocable<Source&> &&

@@ -46,7 +46,8 @@ struct report_builder {
                          stop_cause cause, int signal, std::shared_ptr<task_source> tasks,
                          std::vector<std::pair<std::size_t, duration>> ran = {},
                          std::function<std::string(std::size_t)> names = {},
-                         std::exception_ptr source_error = nullptr) {
+                         std::exception_ptr source_error = nullptr,
+                         std::shared_ptr<result_store_base> results = nullptr) {
     run_report r;
     r.counts_ = outcomes.counts_;
     auto by_index = [](const auto& a, const auto& b) { return a.first < b.first; };
@@ -60,6 +61,7 @@ struct report_builder {
     r.signal_ = signal;
     r.tasks_ = std::move(tasks);
     r.source_error_ = std::move(source_error);
+    r.results_ = std::move(results);
     return r;
   }
 };
