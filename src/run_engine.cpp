@@ -27,6 +27,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -150,6 +151,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
         strand_(task_strand_ ? asio::any_io_executor(*task_strand_) : ex_),
         tasks_(std::move(tasks)),
         source_(tasks_->is_source()),
+        operation_(tasks_->is_operation()),
         n_(tasks_->size()),
         options_(options),
         limiter_(options_.limiter),
@@ -552,7 +554,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     const std::size_t i = next_++;
     asio::awaitable<void> task;
     try {
-      task = tasks_->make(i, r.slot);
+      if (!operation_) task = tasks_->make(i, r.slot);
     } catch (...) {  // the callable threw before returning its coroutine
       tasks_->release(i, r.slot);
       free_.push(r);
@@ -565,6 +567,10 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     relay_ref relay = r.relay->begin();
     r.permit = std::move(permit);
     ++running_;
+    if (operation_) {
+      start_operation(r, relay);
+      return true;
+    }
     auto on_end = [self = shared_from_this(), &r](task_end end) { self->on_task_end(r, std::move(end)); };
     try {
       if (serial_ != nullptr) {
@@ -581,6 +587,51 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
       on_task_end(r, task_end{end_kind::threw, std::current_exception()});
     }
     return true;
+  }
+
+  // Starts an operation task (no coroutine): its operation completes with
+  // our handler, on the run's strand, cancelled through the relay's signal
+  // (its slot). The relay's re-delivery is not needed: an operation pending
+  // has its handler in the slot until it completes.
+  void start_operation(runner& r, relay_ref relay) {
+    starting_op_ = &r;
+    try {
+      tasks_->start_op(r.index, r.slot, r.relay->signal.slot(), strand_,
+                       op_completion([self = shared_from_this(), &r, relay](boost::system::error_code ec) {
+                         one_thread_scope scope(self->check_);
+                         self->operation_ended(r, relay, ec);
+                       }));
+    } catch (...) {
+      starting_op_ = nullptr;
+      // As for a coroutine's launch: thrown after the task ended belongs to
+      // the caller; before (the callable or the initiation threw), it is the
+      // task's end.
+      if (!relay.current()) throw;
+      r.relay->end();
+      on_task_end(r, task_end{end_kind::threw, std::current_exception()});
+      return;
+    }
+    starting_op_ = nullptr;
+  }
+
+  void operation_ended(runner& r, relay_ref relay, boost::system::error_code ec) {
+    if (!relay.current()) return;
+    r.relay->end();
+    task_end end;
+    if (ec) {
+      end.kind = ec == asio::error::operation_aborted ? end_kind::aborted : end_kind::threw;
+      end.error = std::make_exception_ptr(boost::system::system_error(ec));
+    }
+    if (starting_op_ == &r) {
+      // Completed inside its own start: it ends after a post, as a coroutine
+      // that never suspended (no recursion through launch_next).
+      asio::post(strand_, [self = shared_from_this(), &r, end = std::move(end)]() mutable {
+        one_thread_scope scope(self->check_);
+        self->on_task_end(r, std::move(end));
+      });
+      return;
+    }
+    on_task_end(r, std::move(end));
   }
 
   // A source's next task, into r's slot: false if it has none (or threw).
@@ -703,6 +754,8 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   asio::any_io_executor strand_;  // where the run's state lives: *task_strand_, or ex_
   std::shared_ptr<task_list_base> tasks_;
   const bool source_;  // tasks_ is a source: its tasks are pulled, n_ is 0
+  const bool operation_;  // its tasks are operations (operation_task), not coroutines
+  runner* starting_op_ = nullptr;  // the operation task being started now
   bool exhausted_ = false;  // the source had no more (or threw)
   std::exception_ptr source_error_;  // what the source threw
   std::size_t n_;

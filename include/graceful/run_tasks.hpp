@@ -12,6 +12,9 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <algorithm>
@@ -154,6 +157,8 @@ struct run_options {
 
 namespace detail {
 
+using op_completion = asio::any_completion_handler<void(boost::system::error_code)>;
+
 // The typed side of a run's tasks: a list (std::vector<Task>) or a source
 // (a callable returning std::optional<Task>). Calls the stored callables in
 // place, so that a capturing lambda outlives the coroutine it returns.
@@ -169,6 +174,13 @@ struct task_list_base : task_source {
   // Throws what the source throws.
   virtual bool pull(std::size_t /*slot*/) { return false; }
   virtual asio::awaitable<void> make(std::size_t i, std::size_t slot) = 0;
+  // Operation tasks (operation_task): no coroutine (make is not called);
+  // start_op starts task i's operation with `done`, bound to `cancel` and
+  // run on `ex`. `done` gets the operation's error_code (none for a
+  // void() operation). Throws what the callable or the initiation throws.
+  virtual bool is_operation() const noexcept { return false; }
+  virtual void start_op(std::size_t /*i*/, std::size_t /*slot*/, asio::cancellation_slot /*cancel*/,
+                        const asio::any_io_executor& /*ex*/, op_completion /*done*/) {}
   // The run is over: the completed result tasks' values, sorted by index,
   // for the report; a task that completes later (abandoned) keeps nothing.
   // Null for tasks that return nothing.
@@ -214,7 +226,28 @@ struct result_keeper : task_list_base {
 
 template <class Task>
 struct result_keeper<Task, void> : task_list_base {
-  asio::awaitable<void> start(Task& task, std::size_t) { return std::invoke(task); }
+  asio::awaitable<void> start(Task& task, std::size_t) {
+    if constexpr (operation_task<Task>) {
+      throw std::logic_error("graceful: an operation task has no coroutine");
+    } else {
+      return std::invoke(task);
+    }
+  }
+
+  bool is_operation() const noexcept override { return operation_task<Task>; }
+
+  // An operation task's operation, started with `done` (its error_code, or
+  // none for a void() operation) on `ex`, cancelled through `cancel`.
+  void start_operation(Task& task, asio::cancellation_slot cancel, const asio::any_io_executor& ex,
+                       op_completion done) {
+    if constexpr (operation_task<Task>) {
+      auto op = std::invoke(task);
+      auto handler = [done = std::move(done)](auto... ec) mutable {
+        std::move(done)(boost::system::error_code(ec...));
+      };
+      std::move(op)(asio::bind_cancellation_slot(cancel, asio::bind_executor(ex, std::move(handler))));
+    }
+  }
 };
 
 template <class Task>
@@ -243,6 +276,10 @@ struct task_list final : result_keeper<Task> {
     return i;
   }
   asio::awaitable<void> make(std::size_t i, std::size_t) override { return this->start(list[i], i); }
+  void start_op(std::size_t i, std::size_t, asio::cancellation_slot cancel, const asio::any_io_executor& ex,
+                op_completion done) override {
+    if constexpr (operation_task<Task>) this->start_operation(list[i], cancel, ex, std::move(done));
+  }
   // Destroyed in place, whatever its captures (const ones included).
   void release(std::size_t i, std::size_t) noexcept override {
     std::destroy_at(&list[i]);
@@ -273,11 +310,19 @@ struct task_source_list final : result_keeper<Task> {
     return true;
   }
   asio::awaitable<void> make(std::size_t i, std::size_t slot) override {
+    return this->start(pulled(i, slot), i);
+  }
+  void start_op(std::size_t i, std::size_t slot, asio::cancellation_slot cancel,
+                const asio::any_io_executor& ex, op_completion done) override {
+    if constexpr (operation_task<Task>) this->start_operation(pulled(i, slot), cancel, ex, std::move(done));
+  }
+  // Task i, pulled into `slot`; a pulled empty callable fails as a task.
+  Task& pulled(std::size_t i, std::size_t slot) {
     if (is_null_task(*slots[slot])) {
       throw std::invalid_argument("graceful: task " + std::to_string(i) +
                                   " of the source is an empty callable");
     }
-    return this->start(*slots[slot], i);
+    return *slots[slot];
   }
   void release(std::size_t, std::size_t slot) noexcept override { slots[slot].reset(); }
 
@@ -329,6 +374,19 @@ struct run_initiation {
 /// keeps the value of each task that completes, and only those
 /// (run_report::take_result<T>(i)); move-only T is fine. A value costs one
 /// more coroutine frame per task while it runs, and its place in the report.
+///
+/// A task may also be an Asio operation that has yet to start
+/// (operation_task: a callable returning, say,
+/// `timer.async_wait(asio::deferred)`), completing with `void(error_code)` or
+/// `void()`: no coroutine frame. The run starts it with a handler of its own,
+/// bound to the task's cancellation slot (the stop emits `terminal` there)
+/// and run on the run's strand. Its cleanup is its own completion logic (an
+/// `asio::deferred` continuation, say), which runs before the task counts as
+/// ended. No error: completed; operation_aborted after a stop:
+/// cancelled_running (timed_out for its own task_timeout); any other error,
+/// or operation_aborted nobody asked for: failed, with a
+/// boost::system::system_error holding the code. An operation that
+/// completes inside its own start ends after a post.
 ///
 /// Every task coroutine runs with `throw_if_cancelled(false)`, so that after a
 /// cancellation it can still `co_await graceful::shield(cleanup())`.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <concepts>
 #include <cstdint>
@@ -38,15 +39,44 @@ concept result_task = std::move_constructible<Task> && requires {
   typename detail::awaitable_value<std::invoke_result_t<Task&>>::type;
 } && !std::is_void_v<typename detail::awaitable_value<std::invoke_result_t<Task&>>::type>;
 
-/// What async_run_tasks and run_tasks run: an awaitable_task, or a
-/// result_task.
+namespace detail {
+// Handlers that only tell which completion signature an operation takes.
+struct ec_probe_handler {
+  void operator()(boost::system::error_code) const {}
+};
+struct void_probe_handler {
+  void operator()() const {}
+};
+template <class Op>
+concept completes_with_error_code = requires(Op op) { std::move(op)(ec_probe_handler{}); };
+template <class Op>
+concept completes_with_nothing =
+    !completes_with_error_code<Op> && requires(Op op) { std::move(op)(void_probe_handler{}); };
+}  // namespace detail
+
+/// A callback-style task: a callable with no arguments returning an Asio
+/// operation that has yet to start and completes with `void(error_code)`
+/// or `void()`, such as `timer.async_wait(asio::deferred)` (an
+/// `asio::deferred` operation, or any function object that initiates an
+/// operation when called with a completion handler). No coroutine: the run
+/// starts the operation with a handler of its own, bound to the task's
+/// cancellation slot.
 template <class Task>
-concept run_task = awaitable_task<Task> || result_task<Task>;
+concept operation_task = std::move_constructible<Task> && std::invocable<Task&> &&
+    (detail::completes_with_error_code<std::invoke_result_t<Task&>> ||
+     detail::completes_with_nothing<std::invoke_result_t<Task&>>);
+
+/// What async_run_tasks and run_tasks run: an awaitable_task, a
+/// result_task, or an operation_task.
+template <class Task>
+concept run_task = awaitable_task<Task> || result_task<Task> || operation_task<Task>;
 
 /// The value type of a task's result: T for a task returning
-/// asio::awaitable<T>, void for an awaitable_task.
+/// asio::awaitable<T>, void for an awaitable_task or an operation_task.
 template <run_task Task>
-using task_result_t = typename detail::awaitable_value<std::invoke_result_t<Task&>>::type;
+using task_result_t = typename std::conditional_t<
+    operation_task<Task>, std::type_identity<void>,
+    detail::awaitable_value<std::invoke_result_t<Task&>>>::type;
 
 namespace detail {
 template <class T>
