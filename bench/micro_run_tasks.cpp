@@ -1,6 +1,8 @@
 // async_run_tasks in-process.
 // - cancel_and_join/*: the time from the cancellation to the handler (every
 //   running task cancelled and joined, every queued one accounted for).
+// - cancel_and_join/deferred_op: the task as an Asio operation (a timer's
+//   async_wait(asio::deferred)), with no coroutine.
 // - cancel_and_join/*_source: the same over a task source (a callable that
 //   makes each task as a slot frees up) instead of a vector.
 // - run_to_end/*: a whole run of short tasks (each awaits one post), with no
@@ -16,6 +18,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,6 +26,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <memory>
+#include <type_traits>
 #include <optional>
 #include <vector>
 
@@ -58,6 +63,21 @@ struct hour_task_async_cleanup {
   }
 };
 
+// The protocol task as an operation task (no coroutine): a one-hour timer
+// whose own completion is the cleanup.
+struct hour_op_task {
+  counters* c;
+  asio::io_context* ctx;
+  auto operator()() const {
+    ++c->started;
+    auto t = std::make_shared<asio::steady_timer>(*ctx, std::chrono::hours(1));
+    return t->async_wait(asio::deferred([t, cc = c](boost::system::error_code ec) {
+      ++cc->cleaned;
+      return asio::deferred.values(ec);
+    }));
+  }
+};
+
 template <bool Throwing>
 struct hour_task {
   counters* c;
@@ -79,17 +99,29 @@ struct hour_task {
 
 // The run's tasks: a vector of n, or (Lazy) a source that makes them as
 // slots free up.
+// A task of `c` (an hour_op_task also needs the context).
+template <class Task>
+Task make_task(asio::io_context& ctx, counters& c) {
+  if constexpr (std::is_same_v<Task, hour_op_task>) {
+    return Task{&c, &ctx};
+  } else {
+    (void)ctx;
+    return Task{&c};
+  }
+}
+
 template <class Task, bool Lazy, class Token>
 void start_run(asio::io_context& ctx, counters& c, std::size_t n, std::size_t limit, Token token) {
   if constexpr (Lazy) {
-    auto next = [&c, left = n]() mutable -> std::optional<Task> {
+    auto next = [&c, &ctx, left = n]() mutable -> std::optional<Task> {
       if (left == 0) return std::nullopt;
       --left;
-      return Task{&c};
+      return make_task<Task>(ctx, c);
     };
     graceful::async_run_tasks(ctx.get_executor(), next, limit, std::move(token));
   } else {
-    graceful::async_run_tasks(ctx.get_executor(), std::vector<Task>(n, Task{&c}), limit, std::move(token));
+    graceful::async_run_tasks(ctx.get_executor(), std::vector<Task>(n, make_task<Task>(ctx, c)), limit,
+                              std::move(token));
   }
 }
 
@@ -137,6 +169,9 @@ BENCHMARK(cancel_and_join<hour_task<false>>)->Name("cancel_and_join/error_code")
 BENCHMARK(cancel_and_join<hour_task_async_cleanup>)
     ->Name("cancel_and_join/async_cleanup")
     ->Apply(workloads);
+// The protocol's task as an operation (asio::deferred), no coroutine: its
+// cancel cost against the coroutine forms above.
+BENCHMARK(cancel_and_join<hour_op_task>)->Name("cancel_and_join/deferred_op")->Apply(workloads);
 // The same runs over a task source (async_run_tasks(ex, next, ...)).
 BENCHMARK(cancel_and_join<hour_task<false>, true>)
     ->Name("cancel_and_join/error_code_source")
