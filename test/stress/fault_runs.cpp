@@ -16,7 +16,8 @@
 // grace period, a drain budget (tasks may then be abandoned: they end later,
 // before the context runs out of work) and progress reports. A run may take
 // its tasks from a source instead of a vector (pulled one at a time as slots
-// free up), a source that may throw at a given pull. After the
+// free up), a source that may throw at a given pull; its tasks may be Asio
+// operations (asio::deferred timers) instead of coroutines. After the
 // context ran out of work, every invariant is checked (see check_run). Trial k
 // uses seed S+k; a failure prints the seed that replays it alone
 // (`--seed X --runs 1`). Without --seed, S is drawn at random and printed.
@@ -27,6 +28,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -123,6 +125,9 @@ struct run_state {
   std::optional<std::size_t> source_throws_at;
   std::size_t pulled = 0;  // on the run's strand; the tasks [0, pulled) were taken
   bool source_threw = false;
+  // Operation tasks: each task a timer's async_wait(asio::deferred) whose
+  // continuation is its cleanup (and its error, for the kinds that fail).
+  bool operations = false;
   // Every task's callable holds a reference: once the run is over, only the
   // never-started ones in the report may still hold theirs.
   std::shared_ptr<const int> captured = std::make_shared<const int>(0);
@@ -212,6 +217,35 @@ asio::awaitable<void> task_body(task_env env) {
 
 using task = std::function<asio::awaitable<void>()>;
 
+// An operation task's operation: a timer, then the task's cleanup, then its
+// result (connection_reset for the kinds that fail).
+auto task_operation(task_env env) {
+  ++env.rec->entered;
+  env.run->in_flight.enter();
+  if (env.run->shared_in_flight) env.run->shared_in_flight->enter();
+  const behaviour kind = env.rec->kind;
+  const microseconds wait = kind == behaviour::wait_cancel ? microseconds(std::chrono::hours(1)) : env.rec->body;
+  const boost::system::error_code result =
+      kind == behaviour::throw_later ? asio::error::connection_reset : boost::system::error_code{};
+  auto timer = std::make_shared<asio::steady_timer>(*env.run->strand, wait);
+  return timer->async_wait(asio::deferred([env, timer, result](boost::system::error_code ec) {
+    cleanup_guard{env};
+    return asio::deferred.values(ec ? ec : result);
+  }));
+}
+using operation = decltype(task_operation(std::declval<task_env>()));
+using operation_task = std::function<operation()>;
+
+operation_task make_operation_task(task_env env) {
+  return [env, held = env.run->captured]() -> operation {
+    ++env.rec->invoked;
+    run_state& run = *env.run;
+    if (run.cancel_on_launch == env.index) asio::post(*run.strand, [r = &run] { r->emit(); });
+    if (env.rec->kind == behaviour::factory_throws) throw task_error(env.index);
+    return task_operation(env);
+  };
+}
+
 task make_task(task_env env) {
   return [env, held = env.run->captured]() -> asio::awaitable<void> {
     ++env.rec->invoked;
@@ -267,7 +301,7 @@ struct trial {
          << " type=" << static_cast<unsigned>(s.type) << " delay_us=" << s.delay.count()
          << " deadline_us=" << s.deadline.count() << " timeout_us=" << s.task_timeout.count()
          << " grace_us=" << s.grace.count() << " drain_us=" << s.drain_timeout.count()
-         << " progress=" << s.progress << " source=" << s.source;
+         << " progress=" << s.progress << " source=" << s.source << " operations=" << s.operations;
       if (s.source_throws_at) os << " source_throws_at=" << *s.source_throws_at;
       if (s.cancel_on_launch) os << " on_launch=" << *s.cancel_on_launch;
       os << " emitted=" << s.emitted << " cause=" << s.report.cause() << "\n   ";
@@ -307,6 +341,7 @@ void plan_run(run_state& s, rng& r) {
     s.progress = r.chance(3);
   }
   s.source = r.chance(3);
+  s.operations = r.chance(4);
   if (s.source && r.chance(6)) s.source_throws_at = r.below(s.n + 1);
   // Whether something will end a task that waits forever.
   const bool ends_waiters = s.when != moment::none || s.deadline.count() > 0 || s.task_timeout.count() > 0;
@@ -322,6 +357,14 @@ void plan_run(run_state& s, rng& r) {
     if (t.kind == behaviour::wait_cancel && !ends_waiters) t.kind = behaviour::finish;
     t.body = r.short_delay(300);
     t.cleanup = r.short_delay(300);
+    if (s.operations) {
+      // An operation has no shield and always waits on its timer: the
+      // kinds it has are finish, throw_later (an error), wait_cancel and
+      // factory_throws.
+      if (t.kind == behaviour::shielded || t.kind == behaviour::nested_shield) t.kind = behaviour::finish;
+      if (t.kind == behaviour::throw_now || t.kind == behaviour::cleanup_throws) t.kind = behaviour::throw_later;
+      t.body += microseconds(1);
+    }
   }
 }
 
@@ -467,6 +510,10 @@ std::string check_run(const run_state& s) {
     if (e) {
       try {
         std::rethrow_exception(e);
+      } catch (const boost::system::system_error& err) {
+        if (!s.operations || t.kind != behaviour::throw_later || err.code() != asio::error::connection_reset) {
+          return fail("task ", i, " carries the error '", err.what(), "'");
+        }
       } catch (const std::runtime_error& err) {
         if (std::string_view(err.what()) != task_error(i).what()) {
           return fail("task ", i, " carries the error '", err.what(), "'");
@@ -552,6 +599,29 @@ class watchdog {
   std::thread thread_;
 };
 
+// Starts run s over a vector or a source of tasks made by make.
+template <class Task, class Handler, class Make>
+void start_run(asio::io_context& ctx, run_state& s, const graceful::run_options& options, Handler handler,
+               Make make) {
+  if (s.source) {
+    auto next = [&s, make]() -> std::optional<Task> {
+      if (s.source_throws_at && s.pulled == *s.source_throws_at) {
+        s.source_threw = true;
+        throw std::runtime_error("the source failed");
+      }
+      if (s.pulled == s.n) return std::nullopt;
+      const std::size_t i = s.pulled++;
+      return make(task_env{&s, &s.recs[i], i});
+    };
+    graceful::async_run_tasks(ctx.get_executor(), next, s.limit, options, std::move(handler));
+  } else {
+    std::vector<Task> tasks;
+    tasks.reserve(s.n);
+    for (std::size_t i = 0; i < s.n; ++i) tasks.push_back(make(task_env{&s, &s.recs[i], i}));
+    graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), s.limit, options, std::move(handler));
+  }
+}
+
 // Runs one trial; the first broken invariant, or empty.
 std::string run_trial(trial& t, watchdog& dog) {
   rng r(t.seed);
@@ -592,22 +662,10 @@ std::string run_trial(trial& t, watchdog& dog) {
           s.report = std::move(rep);
           if (s.timer) s.timer->cancel();
         }));
-    if (s.source) {
-      auto next = [&s]() -> std::optional<task> {
-        if (s.source_throws_at && s.pulled == *s.source_throws_at) {
-          s.source_threw = true;
-          throw std::runtime_error("the source failed");
-        }
-        if (s.pulled == s.n) return std::nullopt;
-        const std::size_t i = s.pulled++;
-        return make_task({&s, &s.recs[i], i});
-      };
-      graceful::async_run_tasks(ctx.get_executor(), next, s.limit, options, std::move(handler));
+    if (s.operations) {
+      start_run<operation_task>(ctx, s, options, std::move(handler), make_operation_task);
     } else {
-      std::vector<task> tasks;
-      tasks.reserve(s.n);
-      for (std::size_t i = 0; i < s.n; ++i) tasks.push_back(make_task({&s, &s.recs[i], i}));
-      graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), s.limit, options, std::move(handler));
+      start_run<task>(ctx, s, options, std::move(handler), make_task);
     }
     if (s.when == moment::at_once) {
       s.emit();  // before any thread runs the context: nothing else touches the strand
