@@ -2,7 +2,7 @@
 """examples/crawl_lines stopped by a real SIGINT and resumed: no line lost,
 none done twice, and memory flat however many lines.
 
-    crawl_lines_test.py EXE [LINES (1000000)]
+    crawl_lines_test.py EXE [LINES (1000000)] [--no-memory-check]
 
 Writes a file of LINES lines, then, with a grace long enough for every line
 in flight and with none (--grace-ms 0: the lines in flight are cancelled, and
@@ -13,7 +13,8 @@ the ones done after the first cancelled one make the --skip list):
   3. checks that the two outputs together hold every line number exactly once.
 Then checks the memory of a whole run: its peak RSS with nine tenths of the
 lines done is within BOUND_MIB of its peak with a tenth done (the report's
-outcome byte per line is all that grows)."""
+outcome byte per line is all that grows); not with --no-memory-check (a
+sanitizer's own memory, ASan's quarantine of freed blocks, grows)."""
 
 import os
 import re
@@ -106,6 +107,7 @@ def stop_and_resume(exe, lines_file, n, grace_ms, work):
 def main():
     exe = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
+    check_memory = "--no-memory-check" not in sys.argv[3:]
     with tempfile.TemporaryDirectory() as work:
         lines_file = os.path.join(work, "lines.txt")
         with open(lines_file, "w") as f:
@@ -113,6 +115,9 @@ def main():
         for grace_ms in (2000, 0):
             stop_and_resume(exe, lines_file, n, grace_ms, work)
 
+        if not check_memory:
+            print("PASS (no memory check)")
+            return
         # Memory: the peak RSS (VmHWM, counted from the exec on) with a
         # tenth of the lines done, and with nine tenths done.
         proc = subprocess.Popen([exe, "--file", lines_file, "--out", os.path.join(work, "out_mem"),
