@@ -67,7 +67,7 @@ std::vector<std::size_t> run_report::indices(task_outcome o) const {
 
 int run_report::exit_code() const noexcept {
   if (cause_ == stop_cause::signal && signal_ > 0) return 128 + signal_;
-  return count(task_outcome::completed) == size() && !source_error_ ? 0 : 1;
+  return count(task_outcome::completed) == size() && !source_error_ && !source_left_ ? 0 : 1;
 }
 
 std::ostream& operator<<(std::ostream& os, run_phase p) {

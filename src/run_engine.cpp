@@ -245,8 +245,18 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   }
 
   // Starts what the free slots allow, parks for the rest.
+  //
+  // A source run starts at most source_fill_batch tasks per turn of the
+  // event loop, then posts the rest: a source that never runs out, under a
+  // limit that is never reached, would otherwise hold the loop for ever (no
+  // signal, deadline or cancel could get in).
   void fill() {
+    std::size_t launched = 0;
     while (starting() && more() && has_free_runner()) {
+      if (source_ && launched++ == source_fill_batch) {
+        fill_later();
+        break;
+      }
       semaphore_permit permit;  // none without a limiter: the free runner is the slot
       if (limiter_) {
         auto granted = limiter_.try_acquire();
@@ -264,6 +274,17 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     }
     park_if_needed();
     maybe_finish();
+  }
+
+  // A source run's next fill, after what the event loop has queued.
+  void fill_later() {
+    if (fill_posted_) return;
+    fill_posted_ = true;
+    asio::post(strand_, [self = shared_from_this()] {
+      one_thread_scope scope(self->check_);
+      self->fill_posted_ = false;
+      self->fill();
+    });
   }
 
   // Stops the starts and cancels the running tasks. After a closed limiter
@@ -525,7 +546,10 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
                                                                  semaphore_permit permit) {
           one_thread_scope scope(self->check_);
           self->parked_ = false;
-          if (!ec) {
+          if (!ec && !self->limiter_.is_open()) {
+            permit.release();  // granted as the limiter closed: no start after a close
+            self->limiter_closed();
+          } else if (!ec) {
             self->launch_next(permit);
           } else if (!self->stopping_) {  // not our own cancel: closed or destroyed
             self->limiter_closed();
@@ -594,6 +618,10 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   // (its slot). The relay's re-delivery is not needed: an operation pending
   // has its handler in the slot until it completes.
   void start_operation(runner& r, relay_ref relay) {
+    // What the relay's last task left in its slot goes: an operation that
+    // takes no cancellation installs nothing, and a stop would reach the
+    // handler of an operation that is over.
+    r.relay->signal.slot().clear();
     starting_op_ = &r;
     try {
       tasks_->start_op(r.index, r.slot, r.relay->signal.slot(), strand_,
@@ -634,23 +662,36 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     on_task_end(r, std::move(end));
   }
 
-  // A source's next task, into r's slot: false if it has none (or threw).
-  // No memory for its outcome: as if the source threw that, the task it
-  // gave never run (its callable goes).
+  // A source's next task, into r's slot: false if it has none, or threw,
+  // or the run was stopped during the call (by the source itself, say): that
+  // task was taken and never starts, reported not_started (its callable
+  // goes). No memory for its outcome: as if the source threw that, and the
+  // task it gave never counted.
   bool pull(runner& r) {
     bool pulled = false;
+    pulling_ = true;
     try {
       pulled = tasks_->pull(r.slot);
       if (pulled) outcomes_.add();
-      if (pulled) return true;
-      exhausted_ = true;
     } catch (...) {
+      pulling_ = false;
       if (pulled) tasks_->release(next_, r.slot);
       exhausted_ = true;
       source_error_ = std::current_exception();
       stop(stop_cause::failure, 0);
+      return false;
     }
-    return false;
+    pulling_ = false;
+    if (!pulled) {
+      exhausted_ = true;
+      source_ended_ = true;
+      return false;
+    }
+    if (!starting()) {
+      tasks_->release(next_++, r.slot);  // stays not_started
+      return false;
+    }
+    return true;
   }
 
   void on_task_end(runner& r, task_end end) {
@@ -707,7 +748,9 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   }
 
   void maybe_finish() {
-    if (finished_ || running_ != 0 || parked_ || (starting() && more())) return;
+    // Not while the source is being called: a stop it sets off (it cancels
+    // its own run, say) must not destroy it under its own call.
+    if (finished_ || running_ != 0 || parked_ || fill_posted_ || pulling_ || (starting() && more())) return;
     finish();
   }
 
@@ -728,7 +771,8 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     if (source_ && !abandoned_) tasks_.reset();
     auto report = report_builder::make(std::move(outcomes_), std::move(errors_), cause_, signal_,
                                        std::move(unstarted), std::move(ran_), options_.task_name,
-                                       std::move(source_error_), std::move(results));
+                                       std::move(source_error_), std::move(results),
+                                       source_ && !source_ended_);
     asio::any_completion_executor work(std::move(work_));
     if (running_ == 0) task_work_ = {};
     if (own_handler_) {
@@ -755,6 +799,10 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   std::shared_ptr<task_list_base> tasks_;
   const bool source_;  // tasks_ is a source: its tasks are pulled, n_ is 0
   const bool operation_;  // its tasks are operations (operation_task), not coroutines
+  bool source_ended_ = false;  // the source returned std::nullopt
+  bool pulling_ = false;       // inside the source's call
+  bool fill_posted_ = false;   // a source run's next fill is queued
+  static constexpr std::size_t source_fill_batch = 1024;
   runner* starting_op_ = nullptr;  // the operation task being started now
   bool exhausted_ = false;  // the source had no more (or threw)
   std::exception_ptr source_error_;  // what the source threw

@@ -13,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <typeinfo>
 #include <utility>
 #include <vector>
@@ -158,7 +159,8 @@ class run_report {
   int signal_number() const noexcept { return signal_; }
 
   /// 0 when every task completed; 128+n after signal n; 1 otherwise (a task
-  /// failed, timed out, was abandoned, or never ran, or the source threw).
+  /// failed, timed out, was abandoned, or never ran; or a source run stopped
+  /// before its source ran out, or its source threw).
   int exit_code() const noexcept;
 
   /// Task `i`'s name: run_options::task_name(i) if the run had one, else
@@ -201,6 +203,7 @@ class run_report {
   std::shared_ptr<detail::task_source> tasks_;  // the run's tasks, for take_unstarted
   std::exception_ptr source_error_;
   std::shared_ptr<detail::result_store_base> results_;  // result tasks' values
+  bool source_left_ = false;  // a source run stopped before its source ran out
 };
 
 /// The summary a person reads after a shutdown, one item a line: the cause,
@@ -244,6 +247,7 @@ std::vector<Task> run_report::take_unstarted() {
 
 template <class T>
 std::optional<T> run_report::take_result(std::size_t i) {
+  static_assert(std::is_same_v<T, std::remove_cvref_t<T>>, "take_result<T>: T is the tasks' value type");
   if (i >= size()) throw std::out_of_range("graceful::run_report::take_result: no such task");
   if (!results_ || results_->type() != typeid(T)) {
     throw std::invalid_argument(

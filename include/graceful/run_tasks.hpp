@@ -376,7 +376,7 @@ struct run_initiation {
 /// more coroutine frame per task while it runs, and its place in the report.
 ///
 /// A task may also be an Asio operation that has yet to start
-/// (operation_task: a callable returning, say,
+/// (operation_task: a callable returning an `asio::deferred` operation, say
 /// `timer.async_wait(asio::deferred)`), completing with `void(error_code)` or
 /// `void()`: no coroutine frame. The run starts it with a handler of its own,
 /// bound to the task's cancellation slot (the stop emits `terminal` there)
@@ -449,20 +449,27 @@ auto async_run_tasks(asio::any_io_executor ex, std::vector<Task> tasks,
 /// for work that is generated rather than listed (the lines of a file, the
 /// rows of a query). Memory stays O(max_concurrent), whatever the number of
 /// tasks: a task's callable lives only while it runs, and the report keeps
-/// an outcome byte per task pulled (and the exceptions of the failed ones).
+/// an outcome byte per task pulled (and the exceptions of the failed ones,
+/// and the values of result tasks that completed).
 ///
 /// `next` is called on the run's strand, only when a concurrency slot is
 /// free (and, with run_options::limiter, once the limiter's permit is
 /// held), one call per task, until it returns std::nullopt (never called
-/// again after that). It should not block the event loop for long. After a
-/// stop request nothing more is pulled: what the source still holds was
+/// again after that). It should not block the event loop for long; at most
+/// 1,024 tasks start per turn of the event loop, so that a source that never
+/// runs out under a limit that is never reached leaves room for a stop. After
+/// a stop request nothing more is pulled: what the source still holds was
 /// never taken, and the report covers exactly the tasks pulled, in pull
-/// order (so no task of a source run is ever cancelled_queued or
-/// not_started). A pulled task that is an empty callable ends failed with
-/// std::invalid_argument. If `next` throws, the run stops as on a failure
-/// under failure_policy::cancel_all (whatever options.on_failure says):
-/// cause stop_cause::failure, the exception in report.source_error().
-/// The source is destroyed when the run completes.
+/// order (no task of a source run is cancelled_queued; one is not_started
+/// only if the run was stopped during the call that gave it, by the source
+/// itself say: taken, never started, its callable destroyed). A pulled task
+/// that is an empty callable ends failed with std::invalid_argument. If
+/// `next` throws, the run stops as on a failure under
+/// failure_policy::cancel_all (whatever options.on_failure says): cause
+/// stop_cause::failure, the exception in report.source_error(). A source
+/// run that stops before its source ran out has exit_code() 1 (a signal's
+/// 128+n aside). The source is destroyed when the run completes (with
+/// abandoned tasks, when the last of them ends).
 ///
 /// Everything else (completion signature, cancellation, the time options,
 /// executor) is as for the list form; run_progress::not_started and

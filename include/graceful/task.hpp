@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <concepts>
@@ -47,20 +48,24 @@ struct ec_probe_handler {
 struct void_probe_handler {
   void operator()() const {}
 };
+// Only asio::deferred operations: their call operator is constrained by
+// their completion signature, so that a probe handler tells it without
+// instantiating anything (a generic lambda's body would be).
 template <class Op>
-concept completes_with_error_code = requires(Op op) { std::move(op)(ec_probe_handler{}); };
+concept completes_with_error_code =
+    asio::is_deferred<Op>::value && requires(Op op) { std::move(op)(ec_probe_handler{}); };
 template <class Op>
-concept completes_with_nothing =
-    !completes_with_error_code<Op> && requires(Op op) { std::move(op)(void_probe_handler{}); };
+concept completes_with_nothing = asio::is_deferred<Op>::value && !completes_with_error_code<Op> &&
+    requires(Op op) { std::move(op)(void_probe_handler{}); };
 }  // namespace detail
 
-/// A callback-style task: a callable with no arguments returning an Asio
-/// operation that has yet to start and completes with `void(error_code)`
-/// or `void()`, such as `timer.async_wait(asio::deferred)` (an
-/// `asio::deferred` operation, or any function object that initiates an
-/// operation when called with a completion handler). No coroutine: the run
-/// starts the operation with a handler of its own, bound to the task's
-/// cancellation slot.
+/// A callback-style task: a callable with no arguments returning an
+/// `asio::deferred` operation (one that has yet to start) that completes
+/// with `void(error_code)` or `void()`, such as
+/// `timer.async_wait(asio::deferred)`, or a chain of them. No coroutine: the
+/// run starts the operation with a handler of its own, bound to the task's
+/// cancellation slot and to the run's strand; like every Asio operation, it
+/// must complete through its handler's associated executor.
 template <class Task>
 concept operation_task = std::move_constructible<Task> && std::invocable<Task&> &&
     (detail::completes_with_error_code<std::invoke_result_t<Task&>> ||

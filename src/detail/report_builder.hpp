@@ -47,7 +47,8 @@ struct report_builder {
                          std::vector<std::pair<std::size_t, duration>> ran = {},
                          std::function<std::string(std::size_t)> names = {},
                          std::exception_ptr source_error = nullptr,
-                         std::shared_ptr<result_store_base> results = nullptr) {
+                         std::shared_ptr<result_store_base> results = nullptr,
+                         bool source_left = false) {
     run_report r;
     r.counts_ = outcomes.counts_;
     auto by_index = [](const auto& a, const auto& b) { return a.first < b.first; };
@@ -62,6 +63,7 @@ struct report_builder {
     r.tasks_ = std::move(tasks);
     r.source_error_ = std::move(source_error);
     r.results_ = std::move(results);
+    r.source_left_ = source_left;
     return r;
   }
 };

@@ -6,6 +6,8 @@
 #include "report_checks.hpp"
 #include "task_probe.hpp"
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
@@ -61,17 +63,31 @@ struct op_probe {
   }
 };
 
-// A task whose operation (a function object that initiates when given a
-// handler) completes with `e` after a post.
+// A task whose operation completes with `e` after a post.
 struct completes_with {
   asio::io_context* ctx;
   error_code e;
   auto operator()() const {
-    return [ctx = ctx, e = e](auto handler) {
-      asio::post(*ctx, [h = std::move(handler), e]() mutable { std::move(h)(e); });
-    };
+    return asio::post(*ctx, asio::deferred([e = e] { return asio::deferred.values(e); }));
   }
 };
+
+// An operation that waits on `timer` if set (taking cancellation), else
+// parks its handler in `parked` (taking none) for the test to complete.
+struct wait_or_park {
+  std::shared_ptr<asio::steady_timer> timer;
+  std::optional<asio::any_completion_handler<void(error_code)>>* parked = nullptr;
+  template <class Handler>
+  void operator()(Handler handler) const {
+    if (timer) {
+      timer->async_wait(std::move(handler));
+    } else {
+      parked->emplace(std::move(handler));
+    }
+  }
+};
+using wait_or_park_op = decltype(asio::async_initiate<const asio::deferred_t&, void(error_code)>(
+    std::declval<wait_or_park>(), asio::deferred));
 
 using timer_op = decltype(std::declval<op_probe&>().timer_task(std::declval<asio::io_context&>(), 1ms)());
 using timer_task = std::function<timer_op()>;
@@ -224,6 +240,37 @@ BOOST_DATA_TEST_CASE(a_source_of_operations_and_a_callable_that_throws, context_
   BOOST_TEST(r.value.count(task_outcome::completed) == 7u);
   BOOST_TEST(r.value.outcome(3) == task_outcome::failed);
   BOOST_TEST(p.finished == 7);
+}
+
+// A stop must not reach the cancellation handler that a finished operation
+// left in the task's slot (its timer is gone with its task): the next task
+// in that slot, an operation that takes no cancellation, installs none.
+BOOST_DATA_TEST_CASE(a_stop_never_reaches_a_finished_operation, context_hints, hint) {
+  asio::io_context ctx(hint);
+  std::optional<asio::any_completion_handler<void(error_code)>> parked;
+  auto start = [](wait_or_park w) {
+    return asio::async_initiate<const asio::deferred_t&, void(error_code)>(std::move(w), asio::deferred);
+  };
+  std::vector<std::function<wait_or_park_op()>> tasks;
+  // Task 0: a timer wait (its cancellation handler in the slot), over in
+  // 1 ms; the timer goes with the task's callable.
+  tasks.emplace_back([start, w = wait_or_park{std::make_shared<asio::steady_timer>(ctx, 1ms)}] {
+    return start(w);
+  });
+  tasks.emplace_back([start, w = wait_or_park{nullptr, &parked}] { return start(w); });  // takes no cancellation
+  asio::cancellation_signal cancel;
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), std::move(tasks), 1,
+                            asio::bind_cancellation_slot(cancel.slot(), r.handler()));
+  while (!parked && ctx.run_one_for(10s) > 0) {
+  }
+  BOOST_REQUIRE(parked.has_value());
+  cancel.emit(asio::cancellation_type::terminal);  // reaches nothing (under ASan: no use after free)
+  asio::post(ctx, [&] { std::move(*parked)(asio::error::operation_aborted); });
+  ctx.run_for(10s);
+  BOOST_TEST(r.calls == 1);
+  BOOST_TEST(r.value.outcome(0) == task_outcome::completed);
+  BOOST_TEST(r.value.outcome(1) == task_outcome::cancelled_running);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
