@@ -229,7 +229,7 @@ auto task_operation(task_env env) {
       kind == behaviour::throw_later ? asio::error::connection_reset : boost::system::error_code{};
   auto timer = std::make_shared<asio::steady_timer>(*env.run->strand, wait);
   return timer->async_wait(asio::deferred([env, timer, result](boost::system::error_code ec) {
-    cleanup_guard{env};
+    [[maybe_unused]] const cleanup_guard done{env};  // runs the cleanup as the lambda returns
     return asio::deferred.values(ec ? ec : result);
   }));
 }
