@@ -6,6 +6,8 @@
 #include <mutex>
 #include <vector>
 
+#include "detail/cached_memory.hpp"
+
 namespace graceful::detail {
 
 namespace asio = boost::asio;
@@ -98,6 +100,27 @@ context_lease::~context_lease() {
     slot_->in_use = false;
     if (!clean_) dirty = std::move(slot_->ctx);
   }
+}
+
+std::size_t kept_contexts() {
+  std::lock_guard lock(registry().mutex);
+  return static_cast<std::size_t>(
+      std::count_if(registry().slots.begin(), registry().slots.end(),
+                    [](const context_lease::slot* s) { return s->ctx && !s->in_use; }));
+}
+
+// Destroyed under the lock, as before a fork: the thread that owns a slot
+// takes the lock to use it.
+std::size_t free_idle_contexts() noexcept {
+  std::lock_guard lock(registry().mutex);
+  std::size_t freed = 0;
+  for (context_lease::slot* s : registry().slots) {
+    if (s->ctx && !s->in_use) {
+      s->ctx.reset();
+      ++freed;
+    }
+  }
+  return freed;
 }
 
 }  // namespace graceful::detail

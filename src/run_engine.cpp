@@ -5,6 +5,7 @@
 #include "detail/cancellation.hpp"
 #include "detail/handler_work.hpp"
 #include "detail/block_cache.hpp"
+#include "detail/cached_memory.hpp"
 #include "detail/limiter_ref.hpp"
 #include "detail/one_thread.hpp"
 #include "detail/one_thread_check.hpp"
@@ -501,11 +502,12 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
       throw;
     }
     chunks_.push_back(c);  // within the reserved capacity
-    for (std::size_t k = n; k > 0; --k) {
+    cancel_relay* relay = c.relays.first;
+    for (std::size_t k = n; k > 0; --k, relay = relay->next_free) {
       runner& r = c.runners.first[k - 1];
       r = runner{};  // a kept block holds its last run's runners
       r.slot = c.first + (k - 1);
-      r.relay = c.relays.first + (k - 1);
+      r.relay = relay;
       r.relay->check = check_;
       r.relay->notice = notice_.get();
       free_.push(r);
@@ -817,10 +819,10 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   // The runners, in chunks: a list's in one, a source's in chunks that
   // double as they are needed (a source's limit may be far above what it
   // ever runs at once). Each chunk's runners and relays come from the pools
-  // (never freed: see relay_executor.hpp) and go back whole.
+  // (see block_cache.hpp and relay_executor.hpp) and go back whole.
   struct runner_chunk {
     block_span<runner> runners;
-    relay_span relays;
+    relay_chain relays;
     std::size_t first = 0;  // the slot of its first runner
   };
   static constexpr std::size_t first_source_chunk = 64;
@@ -933,5 +935,9 @@ void async_run_tasks_erased(asio::any_io_executor ex, std::shared_ptr<task_list_
 std::function<void(int)> run_signal_hook(const std::shared_ptr<run_engine>& engine) {
   return run_engine::signal_hook(engine);
 }
+
+std::size_t kept_runners() { return runner_blocks().kept(); }
+std::size_t free_kept_runners() noexcept { return runner_blocks().free_kept(); }
+std::size_t runner_size() noexcept { return sizeof(runner); }
 
 }  // namespace graceful::detail

@@ -6,6 +6,7 @@
 #include <graceful/error.hpp>
 #include <graceful/exit.hpp>
 #include <graceful/from_range.hpp>
+#include <graceful/memory.hpp>
 #include <graceful/report.hpp>
 #include <graceful/run_tasks.hpp>
 #include <graceful/shield.hpp>

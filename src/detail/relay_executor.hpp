@@ -1,6 +1,5 @@
 #pragma once
 
-#include "block_cache.hpp"
 #include "one_thread_check.hpp"
 
 #include <boost/asio/cancellation_signal.hpp>
@@ -37,19 +36,30 @@ namespace asio = boost::asio;
 
 struct stop_notice;
 
+// The relay pool's era, in a generation's top bits: it moves on each time
+// the pool frees its relays.
+inline constexpr int relay_era_shift = 40;
+inline constexpr std::uint64_t relay_count_mask = (std::uint64_t{1} << relay_era_shift) - 1;
+inline std::atomic<std::uint64_t> relay_era{0};  // era << relay_era_shift
+
 // A task's cancellation, emitted only on the task's strand: emitting a
 // cancellation_signal is not thread-safe, and Asio 1.26's co_spawn forwards an
 // emit through a dispatched lambda that must run inline to be safe.
 //
-// Relays are never freed: they live in blocks that a process-wide pool hands
-// out and takes back (relay_pool.cpp). A task's executor and every copy of
-// it, which may outlive the task (a handler the task posted, a coroutine it
-// spawned and detached), hold a relay_ref: the relay plus the generation it
-// had when the task began. The generation moves on when a task begins and
-// when it ends, so a copy that outlives its task finds it changed and leaves
-// the relay, by then perhaps another task's, alone. Copies are plain copies: no reference count
-// to update on every executor copy, prefer() and handler hop (an atomic
+// Relays live in a process-wide pool (relay_pool.cpp) and are not freed when
+// their task ends. A task's executor and every copy of it, which may outlive
+// the task (a handler the task posted, a coroutine it spawned and detached),
+// hold a relay_ref: the relay plus the generation it had when the task began.
+// The generation moves on when a task begins and when it ends, so a copy that
+// outlives its task finds it changed and leaves the relay, by then perhaps
+// another task's, alone. Copies are plain copies: no reference count to
+// update on every executor copy, prefer() and handler hop (an atomic
 // read-modify-write each, 10% of a mass cancel's time on one thread).
+//
+// The pool frees its relays only on graceful::release_cached_memory(), and
+// only while none is in use. A generation carries the pool's era in its top
+// bits and the era moves on with every such release: a copy from before it
+// sees the era changed and never looks at the relay, which is gone.
 struct cancel_relay {
   std::atomic<std::uint64_t> generation{0};
   asio::cancellation_signal signal;
@@ -79,7 +89,13 @@ struct cancel_relay {
   // The task's coroutine has completed, on its strand.
   void end() noexcept {
     live = false;
-    generation.store(generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    generation.store(next_generation(), std::memory_order_release);
+  }
+
+  // The generation after this one, in the pool's era now.
+  std::uint64_t next_generation() const noexcept {
+    std::uint64_t count = (generation.load(std::memory_order_relaxed) + 1) & relay_count_mask;
+    return relay_era.load(std::memory_order_relaxed) | count;
   }
 
   void request() {
@@ -102,8 +118,11 @@ struct relay_ref {
 
   // Still the task's (it has not ended). On the task's strand, or on any
   // thread for a copy that outlived it: its end happened before on that strand.
+  // A copy from an era before the pool's last release finds its relay freed
+  // and does not read it.
   bool current() const noexcept {
-    return relay->generation.load(std::memory_order_acquire) == generation;
+    return (generation & ~relay_count_mask) == relay_era.load(std::memory_order_acquire) &&
+           relay->generation.load(std::memory_order_acquire) == generation;
   }
   void redeliver() const {
     if (current()) relay->redeliver();
@@ -120,32 +139,37 @@ inline relay_ref cancel_relay::begin() noexcept {
   delivering = false;
   shields = 0;
   task_slot = {};
-  std::uint64_t g = generation.load(std::memory_order_relaxed) + 1;
+  std::uint64_t g = next_generation();
   generation.store(g, std::memory_order_release);
   return {this, g};
 }
 
-// Relays from the process-wide pool: `size` of them from `first` on, at least
-// as many as asked for. Never freed, only reused.
-using relay_span = block_span<cancel_relay>;
-relay_span acquire_relays(std::size_t n);
-void release_relays(relay_span relays) noexcept;
+// Relays from the process-wide pool, `size` of them linked through next_free
+// from `first` to `last`; they stay linked while in use, so that they go back
+// in one step. The pool keeps what comes back for the next taker.
+struct relay_chain {
+  cancel_relay* first = nullptr;
+  cancel_relay* last = nullptr;
+  std::size_t size = 0;
+};
+relay_chain acquire_relays(std::size_t n);
+void release_relays(relay_chain relays) noexcept;
 
 // One relay from the pool, given back on destruction.
 class pooled_relay {
  public:
-  pooled_relay() : span_(acquire_relays(1)) {}
+  pooled_relay() : chain_(acquire_relays(1)) {}
   pooled_relay(const pooled_relay&) = delete;
   pooled_relay& operator=(const pooled_relay&) = delete;
   ~pooled_relay() {
-    if (span_.first->live) span_.first->end();
-    release_relays(span_);
+    if (chain_.first->live) chain_.first->end();
+    release_relays(chain_);
   }
-  cancel_relay* operator->() const noexcept { return span_.first; }
-  cancel_relay& operator*() const noexcept { return *span_.first; }
+  cancel_relay* operator->() const noexcept { return chain_.first; }
+  cancel_relay& operator*() const noexcept { return *chain_.first; }
 
  private:
-  relay_span span_;
+  relay_chain chain_;
 };
 
 // The task whose step runs on this thread now (none: an empty ref), for

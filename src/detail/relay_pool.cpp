@@ -1,16 +1,23 @@
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "cached_memory.hpp"
 #include "relay_executor.hpp"
 
-#include <mutex>
-
-// The process-wide pool of cancel_relays (see relay_executor.hpp for why they
-// are never freed). A run takes one block for all its concurrency slots and
-// gives it back whole: nothing is touched per relay on the way out, so the end
-// of a run of 100,000 tasks costs no walk over 100,000 cold relays. Single
-// relays (a task_registry's tasks) go on a list of their own.
+// The process-wide pool of cancel_relays (see relay_executor.hpp for why a
+// relay outlives its task). One list of the relays not in use, whatever
+// slab they were made in: a run takes as many as it has slots, a registry's
+// task one, and each gives them back as the chain it took, in one step:
+// nothing is touched per relay on the way out, so the end of a run of 100,000
+// tasks costs no walk over 100,000 cold relays.
 //
-// What it keeps: the relays of the most tasks ever running at once, each with
-// the memory its last task's cancellation handler had (about 100 bytes in
-// all), for later runs to reuse.
+// What it keeps: the relays of the most tasks ever running at once (in all
+// runs and registries together, plus at most min_slab - 1), each with the
+// memory its last task's cancellation handler had, until
+// graceful::release_cached_memory() frees them.
 
 namespace graceful::detail {
 
@@ -18,30 +25,71 @@ namespace {
 
 class relay_pool {
  public:
-  relay_span acquire(std::size_t n) {
-    if (n == 1) {
-      std::lock_guard lock(mutex_);
-      if (singles_ != nullptr) {
-        cancel_relay* r = singles_;
-        singles_ = r->next_free;
-        r->next_free = nullptr;
-        return {r, 1};
-      }
-    }
-    return n == 1 ? relay_span{new cancel_relay, 1} : blocks_.acquire(n);
+  relay_chain acquire(std::size_t n) {
+    if (n == 0) return {};
+    std::lock_guard lock(mutex_);
+    if (kept_ < n) grow(n - kept_);
+    relay_chain c{free_, free_, n};
+    for (std::size_t k = 1; k < n; ++k) c.last = c.last->next_free;
+    free_ = c.last->next_free;
+    c.last->next_free = nullptr;
+    kept_ -= n;
+    out_ += n;
+    return c;
   }
 
-  void release(relay_span s) noexcept {
-    if (s.size > 1) return blocks_.release(s);
+  void release(relay_chain c) noexcept {
     std::lock_guard lock(mutex_);
-    s.first->next_free = singles_;
-    singles_ = s.first;
+    c.last->next_free = free_;
+    free_ = c.first;
+    kept_ += c.size;
+    out_ -= c.size;
+  }
+
+  std::size_t kept() {
+    std::lock_guard lock(mutex_);
+    return kept_;
+  }
+
+  std::size_t free_all() noexcept {
+    std::vector<std::unique_ptr<cancel_relay[]>> slabs;
+    std::size_t freed = 0;
+    {
+      std::lock_guard lock(mutex_);
+      if (out_ != 0) return 0;
+      // Before the relays go: a copy of a task's executor from an earlier
+      // era compares eras and never reads its relay again.
+      relay_era.store(
+          relay_era.load(std::memory_order_relaxed) + (std::uint64_t{1} << relay_era_shift),
+          std::memory_order_release);
+      slabs.swap(slabs_);
+      free_ = nullptr;
+      freed = kept_;
+      kept_ = 0;
+    }
+    return freed;  // the slabs are freed here, outside the lock
   }
 
  private:
-  std::mutex mutex_;  // for singles_
-  cancel_relay* singles_ = nullptr;
-  block_cache<cancel_relay> blocks_;
+  static constexpr std::size_t min_slab = 8;  // a registry's tasks take one each
+
+  // At least n more relays on the list.
+  void grow(std::size_t n) {
+    std::size_t size = std::max(n, min_slab);
+    slabs_.reserve(slabs_.size() + 1);
+    std::unique_ptr<cancel_relay[]> slab(new cancel_relay[size]);
+    for (std::size_t k = size; k > 0; --k) {
+      slab[k - 1].next_free = std::exchange(free_, &slab[k - 1]);
+    }
+    slabs_.push_back(std::move(slab));
+    kept_ += size;
+  }
+
+  std::mutex mutex_;
+  cancel_relay* free_ = nullptr;  // the relays not in use, linked through next_free
+  std::size_t kept_ = 0;          // on free_
+  std::size_t out_ = 0;           // taken and not given back
+  std::vector<std::unique_ptr<cancel_relay[]>> slabs_;
 };
 
 // Never destroyed: an executor copy in a static object may look at its relay
@@ -53,10 +101,14 @@ relay_pool& pool() {
 
 }  // namespace
 
-relay_span acquire_relays(std::size_t n) { return pool().acquire(n); }
+relay_chain acquire_relays(std::size_t n) { return pool().acquire(n); }
 
-void release_relays(relay_span relays) noexcept {
+void release_relays(relay_chain relays) noexcept {
   if (relays.first != nullptr) pool().release(relays);
 }
+
+std::size_t kept_relays() { return pool().kept(); }
+
+std::size_t free_kept_relays() noexcept { return pool().free_all(); }
 
 }  // namespace graceful::detail
