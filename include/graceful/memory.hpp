@@ -8,8 +8,9 @@ namespace graceful {
 /// What graceful keeps between runs, for later runs to reuse (all of it
 /// process-wide, none of it in use by a run now):
 struct cached_memory {
-  /// Cancellation relays, one per task running at once: at most those of the
-  /// most tasks ever running at once, in all runs and registries together.
+  /// Cancellation relays: a run takes one per slot, a task_registry one per
+  /// task it holds; kept are at most the most ever taken at once, in all runs
+  /// and registries together (plus 7: they are made 8 at a time at least).
   std::size_t relays = 0;
   /// Runner slots (a run's per-slot bookkeeping), in arrays of 64 MiB in all
   /// at most.
@@ -28,11 +29,13 @@ cached_memory cached_memory_usage();
 
 /// Frees what graceful keeps and no run uses, and says what it freed.
 ///
-/// - Relays are freed only while no task of any run or task_registry is
-///   running; while one is, none is. A copy of a task's executor that
-///   outlived its task (a coroutine the task spawned and left running) stays
-///   safe to use after the call, but must not run a handler on another
-///   thread during it.
+/// - Relays are freed only while none is taken: no run is in progress and
+///   no task_registry holds a task; otherwise none is. A run gives its relays
+///   back once its last task's last step is over: on a context that several
+///   threads run, that may be just after its completion handler began. A
+///   copy of a task's executor that outlived its task (a coroutine the task
+///   spawned and left running) stays safe to use after the call, but must
+///   not run a handler on another thread during it.
 /// - The idle io_contexts of the blocking run_tasks are destroyed, as before
 ///   a fork: an I/O object that one of its tasks made must not outlive that
 ///   run_tasks.

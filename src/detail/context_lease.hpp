@@ -21,6 +21,7 @@ namespace graceful::detail {
 // - Before a fork, every idle kept context is destroyed (pthread_atfork): a
 //   child must not share their epoll instances and Asio's signal pipe with
 //   its parent, which would then read the child's signals.
+// - graceful::release_cached_memory() destroys every idle kept context too.
 class context_lease {
  public:
   explicit context_lease(std::size_t threads);

@@ -87,10 +87,7 @@ struct cancel_relay {
   struct relay_ref begin() noexcept;
 
   // The task's coroutine has completed, on its strand.
-  void end() noexcept {
-    live = false;
-    generation.store(next_generation(), std::memory_order_release);
-  }
+  void end() noexcept;
 
   // The generation after this one, in the pool's era now.
   std::uint64_t next_generation() const noexcept {
@@ -175,20 +172,48 @@ class pooled_relay {
 // The task whose step runs on this thread now (none: an empty ref), for
 // graceful::shield, which then needs no executor of its own.
 inline thread_local relay_ref current_step{};
+// That task ended during the step: its relay may be back in the pool, and
+// even freed by another thread, before the step returns.
+inline thread_local bool current_step_ended = false;
+
+inline void cancel_relay::end() noexcept {
+  live = false;
+  generation.store(next_generation(), std::memory_order_release);
+  if (current_step.relay == this) current_step_ended = true;
+}
 
 // Makes `relay` the current step for a scope; the outer one comes back after.
 class step_scope {
  public:
-  explicit step_scope(const relay_ref& relay) noexcept : outer_(std::exchange(current_step, relay)) {}
+  explicit step_scope(const relay_ref& relay) noexcept
+      : outer_(std::exchange(current_step, relay)), outer_ended_(std::exchange(current_step_ended, false)) {}
   step_scope(const step_scope&) = delete;
   step_scope& operator=(const step_scope&) = delete;
-  ~step_scope() { current_step = outer_; }
+  ~step_scope() {
+    current_step = outer_;
+    current_step_ended = outer_ended_;
+  }
 
  private:
   relay_ref outer_;
+  bool outer_ended_;
 };
 
-// Runs f, then re-delivers a pending cancellation to whatever the task now awaits.
+// Runs f as a step of relay's task, then re-delivers a pending cancellation
+// to whatever the task now awaits, unless the task ended during f (its relay
+// is not its own any more, and may be gone).
+template <class F>
+void run_step(const relay_ref& relay, F&& f) {
+  bool ended = false;
+  {
+    step_scope step(relay);
+    std::forward<F>(f)();
+    ended = current_step_ended;
+  }
+  if (!ended) relay.redeliver();
+}
+
+// A handler that runs through a task's executor: a step of the task.
 template <class F>
 struct relay_step {
   F f;
@@ -197,18 +222,10 @@ struct relay_step {
   void operator()() {
     if constexpr (one_thread_check::enabled) {
       one_thread_scope scope(relay.current() ? relay.relay->check : nullptr);
-      run_step();
+      run_step(relay, std::move(f));
     } else {
-      run_step();
+      run_step(relay, std::move(f));
     }
-  }
-
-  void run_step() {
-    {
-      step_scope step(relay);
-      std::move(f)();
-    }
-    relay.redeliver();
   }
 };
 

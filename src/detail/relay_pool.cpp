@@ -14,10 +14,11 @@
 // nothing is touched per relay on the way out, so the end of a run of 100,000
 // tasks costs no walk over 100,000 cold relays.
 //
-// What it keeps: the relays of the most tasks ever running at once (in all
-// runs and registries together, plus at most min_slab - 1), each with the
-// memory its last task's cancellation handler had, until
-// graceful::release_cached_memory() frees them.
+// What it keeps: the most relays ever taken at once (a run takes one per
+// slot, a registry one per task it holds; in all runs and registries
+// together, plus at most min_slab - 1), each with the memory its last task's
+// cancellation handler had, until graceful::release_cached_memory() frees
+// them.
 
 namespace graceful::detail {
 
@@ -56,12 +57,15 @@ class relay_pool {
     std::size_t freed = 0;
     {
       std::lock_guard lock(mutex_);
-      if (out_ != 0) return 0;
+      if (out_ != 0 || slabs_.empty()) return 0;
       // Before the relays go: a copy of a task's executor from an earlier
-      // era compares eras and never reads its relay again.
-      relay_era.store(
-          relay_era.load(std::memory_order_relaxed) + (std::uint64_t{1} << relay_era_shift),
-          std::memory_order_release);
+      // era compares eras and never reads its relay again. The era moves on
+      // only when relays go; once it has no value left, it stays, and so do
+      // the relays: an era used again would let a copy from back then read
+      // memory freed since.
+      std::uint64_t era = relay_era.load(std::memory_order_relaxed);
+      if ((era >> relay_era_shift) == max_era) return 0;
+      relay_era.store(era + (std::uint64_t{1} << relay_era_shift), std::memory_order_release);
       slabs.swap(slabs_);
       free_ = nullptr;
       freed = kept_;
@@ -72,16 +76,17 @@ class relay_pool {
 
  private:
   static constexpr std::size_t min_slab = 8;  // a registry's tasks take one each
+  static constexpr std::uint64_t max_era = (std::uint64_t{1} << (64 - relay_era_shift)) - 1;
 
-  // At least n more relays on the list.
+  // At least n more relays on the list; nothing changed if it throws.
   void grow(std::size_t n) {
     std::size_t size = std::max(n, min_slab);
-    slabs_.reserve(slabs_.size() + 1);
     std::unique_ptr<cancel_relay[]> slab(new cancel_relay[size]);
-    for (std::size_t k = size; k > 0; --k) {
-      slab[k - 1].next_free = std::exchange(free_, &slab[k - 1]);
-    }
+    cancel_relay* first = slab.get();
     slabs_.push_back(std::move(slab));
+    for (std::size_t k = size; k > 0; --k) {
+      first[k - 1].next_free = std::exchange(free_, &first[k - 1]);
+    }
     kept_ += size;
   }
 

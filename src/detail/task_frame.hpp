@@ -106,13 +106,9 @@ void spawn_task(const Serial& strand, relay_ref relay, boost::asio::awaitable<vo
   boost::asio::detail::awaitable_thread<boost::asio::any_io_executor> thread(
       task_entry_point(std::move(task), relay.relay, std::move(on_end)), ex, slot, state);
   thread.throw_if_cancelled(false);
-  {
-    step_scope step(relay);
-    thread.launch();
-  }
-  // The first step ran inline, not through the relay executor: a cancel it
-  // caused (a task that stops its own run) still reaches its first await.
-  relay.redeliver();
+  // The first step runs inline, not through the relay executor: a cancel it
+  // causes (a task that stops its own run) still reaches its first await.
+  run_step(relay, [&thread] { thread.launch(); });
 }
 
 #else

@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -19,6 +20,7 @@
 #include <graceful/run_tasks.hpp>
 #include <vector>
 
+#include "detail/relay_executor.hpp"
 #include "task_probe.hpp"
 
 namespace asio = boost::asio;
@@ -163,6 +165,54 @@ BOOST_AUTO_TEST_CASE(an_executor_that_outlived_its_task_survives_a_release) {
 
   run_wide(8);  // new relays, a new era: runs as before
   BOOST_TEST(graceful::cached_memory_usage().relays >= 8u);
+}
+
+// On a context that several threads run, the completion handler may begin
+// while the run's last task finishes its last step on another thread. A
+// release called from the handler must not free the relay under that step
+// (ThreadSanitizer and AddressSanitizer would see it), and whatever it
+// leaves is freed once everything is over.
+BOOST_AUTO_TEST_CASE(a_release_in_a_multi_threaded_completion) {
+  graceful::release_cached_memory();
+  for (int round = 0; round < 200; ++round) {
+    asio::thread_pool pool(4);
+    std::size_t freed_by_handler = 0;
+    int calls = 0;
+    graceful::async_run_tasks(pool.get_executor(), instant_tasks(8), 8,
+                              [&](boost::system::error_code, run_report r) {
+                                ++calls;
+                                BOOST_TEST(r.count(task_outcome::completed) == 8u);
+                                freed_by_handler = graceful::release_cached_memory().relays;
+                              });
+    pool.join();
+    BOOST_TEST_REQUIRE(calls == 1);
+    const std::size_t freed_after = graceful::release_cached_memory().relays;
+    BOOST_TEST_REQUIRE(freed_by_handler + freed_after >= 8u);
+  }
+}
+
+// The era in a relay's generation has 24 bits. Once it has no value left,
+// relays are kept rather than freed: an era used again would let a copy of an
+// executor from long ago read a relay freed since.
+BOOST_AUTO_TEST_CASE(relays_are_kept_once_the_era_runs_out) {
+  namespace d = graceful::detail;
+  graceful::release_cached_memory();
+  const std::uint64_t last_era = ~std::uint64_t{0} & ~d::relay_count_mask;
+  d::relay_era.store(last_era - (std::uint64_t{1} << d::relay_era_shift));  // one left
+
+  run_wide(8);
+  BOOST_TEST(graceful::release_cached_memory().relays >= 8u);  // takes the last era
+  BOOST_TEST(d::relay_era.load() == last_era);
+  run_wide(8);
+  BOOST_TEST(graceful::release_cached_memory().relays == 0u);  // kept
+  BOOST_TEST(d::relay_era.load() == last_era);
+  BOOST_TEST(graceful::cached_memory_usage().relays >= 8u);
+  run_wide(8);  // the kept relays serve as before
+
+  // Back to era 0 for whatever runs next in this process: no copy of an
+  // executor from before is left.
+  graceful::release_cached_memory();
+  d::relay_era.store(0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
