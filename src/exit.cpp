@@ -7,7 +7,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
 
 namespace graceful {
 
@@ -16,8 +15,10 @@ namespace {
 [[noreturn]] void exit_with(stop_cause cause, int signal_number, int code) {
   // A closed stdout must not turn the exit status into "killed by SIGPIPE".
   std::signal(SIGPIPE, SIG_IGN);
-  std::cout.flush();
-  std::cerr.flush();
+  // std::cout and std::cerr write through stdio (unless the program turned
+  // sync_with_stdio off). Not flushed here by name: that takes <iostream>,
+  // whose static initialiser would construct the standard streams and the
+  // classic locale in every program that links this file, used or not.
   std::fflush(nullptr);
   if (cause == stop_cause::signal && signal_number > 0) {
     int n = signal_number;

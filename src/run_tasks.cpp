@@ -13,8 +13,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 
-#include <iostream>
+#include <cstdio>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -80,7 +81,12 @@ run_report run_tasks_blocking(std::shared_ptr<task_list_base> tasks, std::size_t
   if (abandoned) {
     // The context, still holding the abandoned tasks, is destroyed with the
     // lease (not kept): their frames go unfinished.
-    std::cerr << report << std::flush;
+    // Through stdio: <iostream> would construct the standard streams (and
+    // the classic locale) in every program that links this file.
+    std::ostringstream text;
+    text << report;
+    std::fputs(text.str().c_str(), stderr);
+    std::fflush(stderr);
   } else {
     lease.ran_out();
   }

@@ -9,8 +9,10 @@ struct registry_snapshot;
 
 /// Ends the process the way its parent expects after `report`'s run.
 ///
-/// Flushes stdio and the standard C++ streams first, with SIGPIPE ignored (a
-/// closed stdout does not change how the process ends). If a signal stopped the
+/// Flushes stdio first, with SIGPIPE ignored (a closed stdout does not change
+/// how the process ends); std::cout and std::cerr write through stdio unless
+/// the program called `std::ios_base::sync_with_stdio(false)`, and such a
+/// program flushes them itself before this call. If a signal stopped the
 /// run, restores that signal's default action and raises it, so that the
 /// parent sees "killed by SIGINT" (what shells rely on to stop a script on
 /// Ctrl+C); if that does not end the process (PID 1 of a container ignores
