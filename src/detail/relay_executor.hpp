@@ -189,9 +189,13 @@ class step_scope {
       : outer_(std::exchange(current_step, relay)), outer_ended_(std::exchange(current_step_ended, false)) {}
   step_scope(const step_scope&) = delete;
   step_scope& operator=(const step_scope&) = delete;
+  // A step of the same task nested in this one (a handler dispatched
+  // inline through the task's executor, as co_spawn does with its
+  // completion) that ended the task ended it for this step too.
   ~step_scope() {
+    bool ended_here = current_step_ended && current_step.relay == outer_.relay;
     current_step = outer_;
-    current_step_ended = outer_ended_;
+    current_step_ended = outer_ended_ || ended_here;
   }
 
  private:
