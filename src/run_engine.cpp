@@ -31,6 +31,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -269,7 +270,9 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
       }
       launch(permit);
     }
-    if (!headroom_reserved_ && running_ > 0) {
+    // Once the first fill is over (a source's last batch of it: the heap
+    // the later batches took would not be there for the stop).
+    if (!headroom_reserved_ && running_ > 0 && !fill_posted_) {
       headroom_reserved_ = true;
       reserve_shutdown_headroom();
     }
@@ -515,12 +518,12 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
     runner_count_ += n;
   }
 
-  // The runner of slot k.
+  // The runner of slot k. A list's runners are one chunk; a source's chunk
+  // c > 0 starts at first_source_chunk << (c - 1) (see has_free_runner).
   runner& runner_at(std::size_t k) noexcept {
-    for (std::size_t c = chunks_.size(); c-- > 1;) {
-      if (k >= chunks_[c].first) return chunks_[c].runners.first[k - chunks_[c].first];
-    }
-    return chunks_[0].runners.first[k];
+    const std::size_t c =
+        chunks_.size() == 1 ? 0 : static_cast<std::size_t>(std::bit_width(k / first_source_chunk));
+    return chunks_[c].runners.first[k - chunks_[c].first];
   }
 
   // False once a stop came or the limiter was closed: no task starts any more.

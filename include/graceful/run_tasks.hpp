@@ -18,10 +18,10 @@
 #include <boost/system/error_code.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -292,8 +292,55 @@ struct task_list final : result_keeper<Task> {
   std::vector<bool> released;
 };
 
-// A source's tasks live in their slot while they run: at most max_concurrent
-// of them at a time. A deque, so that a slot never moves as more are added.
+// Where a source's tasks live while they run, by slot: at most
+// max_concurrent of them. Blocks of 64, 64, 128, 256... slots (the run's
+// runners grow the same way) up to 32 KiB, then blocks of that size, made
+// as slots are first used: a slot never moves, and the slots lie together
+// rather than in small blocks between the tasks' frames, so that the ends of
+// a mass cancel touch them in order. A block stays under glibc's threshold
+// (64 KiB) above which a free consolidates every small chunk the tasks' frames
+// left, which would delay the run's completion. A callable that needs no
+// destructor is not touched at its release at all.
+template <class Task>
+class slot_store {
+ public:
+  Task& emplace(std::size_t slot, Task&& task) { return cell(slot).emplace(std::move(task)); }
+  Task& operator[](std::size_t slot) noexcept { return *cell(slot); }
+  void reset(std::size_t slot) noexcept {
+    if constexpr (!std::is_trivially_destructible_v<Task>) cell(slot).reset();
+  }
+
+ private:
+  using cell_type = std::optional<Task>;
+  static constexpr std::size_t first_block = 64;
+  // The slots of the largest block: a power of two from first_block on.
+  static constexpr std::size_t max_block =
+      std::max(first_block, std::bit_floor(std::size_t{32768} / sizeof(cell_type)));
+  // The doubling blocks before the first of max_block slots.
+  static constexpr std::size_t doubling = static_cast<std::size_t>(std::bit_width(max_block / first_block));
+
+  // Block b's first slot.
+  static std::size_t first_of(std::size_t b) noexcept {
+    if (b <= doubling) return b == 0 ? 0 : first_block << (b - 1);
+    return max_block * (b - doubling + 1);
+  }
+  static std::size_t block_of(std::size_t slot) noexcept {
+    if (slot < max_block) return static_cast<std::size_t>(std::bit_width(slot / first_block));
+    return doubling + slot / max_block - 1;
+  }
+
+  cell_type& cell(std::size_t slot) {
+    const std::size_t b = block_of(slot);
+    while (blocks_.size() <= b) {
+      const std::size_t next = blocks_.size();
+      blocks_.push_back(std::make_unique<cell_type[]>(first_of(next + 1) - first_of(next)));
+    }
+    return blocks_[b][slot - first_of(b)];
+  }
+
+  std::vector<std::unique_ptr<cell_type[]>> blocks_;
+};
+
 template <class Source, class Task>
 struct task_source_list final : result_keeper<Task> {
   explicit task_source_list(Source s) : source(std::move(s)) { this->tasks = nullptr; }
@@ -305,8 +352,7 @@ struct task_source_list final : result_keeper<Task> {
   bool pull(std::size_t slot) override {
     std::optional<Task> next = std::invoke(source);
     if (!next) return false;
-    while (slots.size() <= slot) slots.emplace_back();
-    slots[slot].emplace(std::move(*next));
+    slots.emplace(slot, std::move(*next));
     return true;
   }
   asio::awaitable<void> make(std::size_t i, std::size_t slot) override {
@@ -318,16 +364,16 @@ struct task_source_list final : result_keeper<Task> {
   }
   // Task i, pulled into `slot`; a pulled empty callable fails as a task.
   Task& pulled(std::size_t i, std::size_t slot) {
-    if (is_null_task(*slots[slot])) {
+    if (is_null_task(slots[slot])) {
       throw std::invalid_argument("graceful: task " + std::to_string(i) +
                                   " of the source is an empty callable");
     }
-    return *slots[slot];
+    return slots[slot];
   }
-  void release(std::size_t, std::size_t slot) noexcept override { slots[slot].reset(); }
+  void release(std::size_t, std::size_t slot) noexcept override { slots.reset(slot); }
 
   Source source;
-  std::deque<std::optional<Task>> slots;
+  slot_store<Task> slots;
 };
 
 using run_signature = void(boost::system::error_code, run_report);

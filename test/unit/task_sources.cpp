@@ -326,6 +326,54 @@ BOOST_DATA_TEST_CASE(a_task_callable_goes_when_its_task_ends, context_hints, hin
   BOOST_TEST(last.expired());
 }
 
+// A pulled callable stays where it was put while its task runs (a member
+// coroutine reads its object there after every suspension), whichever of
+// thousands of slots it took and however often the slots were reused: with
+// members that need a destructor (reset at the task's end) and without.
+namespace {
+std::size_t capture_of(std::size_t i, std::size_t) { return i; }
+std::string capture_of(std::size_t i, const std::string&) { return "task " + std::to_string(i); }
+
+template <class Capture>
+struct checked_task {
+  Capture id;
+  std::size_t mine;
+  std::size_t* intact;
+
+  asio::awaitable<void> operator()() const {
+    const std::size_t me = mine;  // in the frame: what the object must still say
+    for (int k = 0; k < 3; ++k) {
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      if (mine != me || id != capture_of(me, id)) co_return;
+    }
+    ++*intact;
+  }
+};
+
+template <class Capture>
+void run_checked_tasks(int hint) {
+  asio::io_context ctx(hint);
+  constexpr std::size_t limit = 3000, n = 9000;
+  std::size_t pulled = 0, intact = 0;
+  auto source = [&]() -> std::optional<checked_task<Capture>> {
+    if (pulled == n) return std::nullopt;
+    const std::size_t mine = pulled++;
+    return checked_task<Capture>{capture_of(mine, Capture{}), mine, &intact};
+  };
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), source, limit, r.handler());
+  ctx.run();
+  BOOST_TEST(r.value.count(task_outcome::completed) == n);
+  BOOST_TEST(intact == n);
+}
+}  // namespace
+
+BOOST_DATA_TEST_CASE(pulled_callables_stay_in_their_slots, context_hints, hint) {
+  static_assert(std::is_trivially_destructible_v<checked_task<std::size_t>>);
+  run_checked_tasks<std::size_t>(hint);
+  run_checked_tasks<std::string>(hint);
+}
+
 BOOST_DATA_TEST_CASE(a_huge_limit_costs_what_the_source_runs, context_hints, hint) {
   asio::io_context ctx(hint);
   probe p;
