@@ -48,7 +48,7 @@ namespace {
 
 using clock = steady;
 
-// Once a run's first tasks are in flight: faults in 120 KB of heap and gives
+// Once a run's first fill is over: faults in 120 KB of heap and gives
 // it back. A stop sets off allocations in bulk (a shielded cleanup's frame and
 // its posted completions, for hundreds of tasks at a time) that glibc serves
 // from the top of the heap; with those pages already mapped the way out takes

@@ -304,7 +304,13 @@ struct task_list final : result_keeper<Task> {
 template <class Task>
 class slot_store {
  public:
-  Task& emplace(std::size_t slot, Task&& task) { return cell(slot).emplace(std::move(task)); }
+  Task& emplace(std::size_t slot, Task&& task) {
+    while (blocks_.size() <= block_of(slot)) {
+      const std::size_t next = blocks_.size();
+      blocks_.push_back(std::make_unique<cell_type[]>(first_of(next + 1) - first_of(next)));
+    }
+    return cell(slot).emplace(std::move(task));
+  }
   Task& operator[](std::size_t slot) noexcept { return *cell(slot); }
   void reset(std::size_t slot) noexcept {
     if constexpr (!std::is_trivially_destructible_v<Task>) cell(slot).reset();
@@ -329,12 +335,9 @@ class slot_store {
     return doubling + slot / max_block - 1;
   }
 
-  cell_type& cell(std::size_t slot) {
+  // A slot that was emplaced once: its block is there.
+  cell_type& cell(std::size_t slot) noexcept {
     const std::size_t b = block_of(slot);
-    while (blocks_.size() <= b) {
-      const std::size_t next = blocks_.size();
-      blocks_.push_back(std::make_unique<cell_type[]>(first_of(next + 1) - first_of(next)));
-    }
     return blocks_[b][slot - first_of(b)];
   }
 
