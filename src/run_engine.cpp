@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -523,6 +524,7 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   runner& runner_at(std::size_t k) noexcept {
     const std::size_t c =
         chunks_.size() == 1 ? 0 : static_cast<std::size_t>(std::bit_width(k / first_source_chunk));
+    assert(c < chunks_.size() && k >= chunks_[c].first && k - chunks_[c].first < chunks_[c].runners.size);
     return chunks_[c].runners.first[k - chunks_[c].first];
   }
 
