@@ -271,11 +271,18 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
       }
       launch(permit);
     }
-    // Once the first fill is over (a source's last batch of it: the heap
-    // the later batches took would not be there for the stop).
-    if (!headroom_reserved_ && running_ > 0 && !fill_posted_) {
-      headroom_reserved_ = true;
-      reserve_shutdown_headroom();
+    // Once the first fill is over, while the run still starts tasks. A
+    // source's first fill comes in batches: after its first batch (for a
+    // stop that comes meanwhile, or a source that never stops giving), and
+    // again after its last (the later batches took that heap).
+    if (headroom_ != headroom::reserved && running_ > 0 && starting()) {
+      if (!fill_posted_) {
+        headroom_ = headroom::reserved;
+        reserve_shutdown_headroom();
+      } else if (headroom_ == headroom::none) {
+        headroom_ = headroom::reserved_early;
+        reserve_shutdown_headroom();
+      }
     }
     park_if_needed();
     maybe_finish();
@@ -843,7 +850,8 @@ class run_engine final : public std::enable_shared_from_this<run_engine>, privat
   std::size_t running_ = 0;
   std::size_t queued_ = static_cast<std::size_t>(-1);
   bool parked_ = false;
-  bool headroom_reserved_ = false;
+  enum class headroom : std::uint8_t { none, reserved_early, reserved };
+  headroom headroom_ = headroom::none;
   std::weak_ptr<signals_state> stop_signals_;  // options_.stop_on's, until the run ends
   bool stopping_ = false;
   bool limiter_closed_ = false;

@@ -294,20 +294,24 @@ struct task_list final : result_keeper<Task> {
 
 // Where a source's tasks live while they run, by slot: at most
 // max_concurrent of them. Blocks of 64, 64, 128, 256... slots (the run's
-// runners grow the same way) up to 32 KiB, then blocks of that size, made
-// as slots are first used: a slot never moves, and the slots lie together
-// rather than in small blocks between the tasks' frames, so that the ends of
-// a mass cancel touch them in order. A block stays under glibc's threshold
-// (64 KiB) above which a free consolidates every small chunk the tasks' frames
-// left, which would delay the run's completion. A callable that needs no
-// destructor is not touched at its release at all.
+// runners grow the same way) up to 32 KiB, then blocks of that size, none
+// past the run's limit, made as slots are first used: a slot never moves,
+// and the slots lie together rather than in small blocks between the tasks'
+// frames, so that the ends of a mass cancel touch them in order. A block
+// stays under glibc's threshold (64 KiB) above which a free consolidates
+// every small chunk the tasks' frames left, which would delay the run's
+// completion (a task bigger than 32 KiB gets a block of its own). A
+// callable that needs no destructor is not touched at its release at all.
 template <class Task>
 class slot_store {
  public:
+  explicit slot_store(std::size_t limit) noexcept : limit_(limit) {}
+
+  // `slot` is below the limit.
   Task& emplace(std::size_t slot, Task&& task) {
     while (blocks_.size() <= block_of(slot)) {
-      const std::size_t next = blocks_.size();
-      blocks_.push_back(std::make_unique<cell_type[]>(first_of(next + 1) - first_of(next)));
+      const std::size_t b = blocks_.size();
+      blocks_.push_back(std::make_unique<cell_type[]>(std::min(first_of(b + 1), limit_) - first_of(b)));
     }
     return cell(slot).emplace(std::move(task));
   }
@@ -318,10 +322,11 @@ class slot_store {
 
  private:
   using cell_type = std::optional<Task>;
-  static constexpr std::size_t first_block = 64;
-  // The slots of the largest block: a power of two from first_block on.
+  // The slots of the largest block (32 KiB of them, at least one), and of
+  // the first: powers of two.
   static constexpr std::size_t max_block =
-      std::max(first_block, std::bit_floor(std::size_t{32768} / sizeof(cell_type)));
+      std::bit_floor(std::max<std::size_t>(1, std::size_t{32768} / sizeof(cell_type)));
+  static constexpr std::size_t first_block = std::min<std::size_t>(64, max_block);
   // The doubling blocks before the first of max_block slots.
   static constexpr std::size_t doubling = static_cast<std::size_t>(std::bit_width(max_block / first_block));
 
@@ -341,12 +346,14 @@ class slot_store {
     return blocks_[b][slot - first_of(b)];
   }
 
+  std::size_t limit_;
   std::vector<std::unique_ptr<cell_type[]>> blocks_;
 };
 
 template <class Source, class Task>
 struct task_source_list final : result_keeper<Task> {
-  explicit task_source_list(Source s) : source(std::move(s)) { this->tasks = nullptr; }
+  // `limit`: the run's max_concurrent.
+  task_source_list(Source s, std::size_t limit) : source(std::move(s)), slots(limit) { this->tasks = nullptr; }
 
   bool is_source() const noexcept override { return true; }
   std::size_t size() const noexcept override { return 0; }
@@ -535,7 +542,7 @@ auto async_run_tasks(asio::any_io_executor ex, Source next, std::size_t max_conc
       detail::run_initiation{}, token, std::move(ex),
       std::shared_ptr<detail::task_list_base>(
           std::make_shared<detail::task_source_list<Source, generated_task_t<Source>>>(
-              std::move(next))),
+              std::move(next), max_concurrent)),
       max_concurrent, std::move(options));
 }
 
@@ -595,7 +602,8 @@ run_report run_tasks(std::vector<Task> tasks, std::size_t max_concurrent, run_op
 template <task_generator Source>
 run_report run_tasks(Source next, std::size_t max_concurrent, run_options options = {}) {
   return detail::run_tasks_blocking(
-      std::make_shared<detail::task_source_list<Source, generated_task_t<Source>>>(std::move(next)),
+      std::make_shared<detail::task_source_list<Source, generated_task_t<Source>>>(std::move(next),
+                                                                                  max_concurrent),
       max_concurrent, std::move(options));
 }
 

@@ -1,7 +1,5 @@
 // What graceful keeps between runs: bounded, reported, and given back on
 // request (graceful::release_cached_memory).
-#include <malloc.h>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -21,6 +19,7 @@
 #include <vector>
 
 #include "detail/relay_executor.hpp"
+#include "malloc_probe.hpp"
 #include "task_probe.hpp"
 
 namespace asio = boost::asio;
@@ -31,26 +30,6 @@ using namespace std::chrono_literals;
 using namespace graceful_test;
 
 namespace {
-
-// malloc's own count of the bytes in use: meaningless where a sanitizer
-// replaces malloc.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool malloc_counts = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool malloc_counts = false;
-#else
-constexpr bool malloc_counts = true;
-#endif
-#else
-constexpr bool malloc_counts = true;
-#endif
-
-// In use on the heap, and in chunks of their own (mmapped: the big arrays).
-std::size_t malloc_in_use() {
-  struct mallinfo2 m = mallinfo2();
-  return m.uordblks + m.hblkhd;
-}
 
 std::vector<task> instant_tasks(std::size_t n) {
   return std::vector<task>(n, []() -> asio::awaitable<void> { co_return; });

@@ -5,6 +5,7 @@
 #include <graceful/run_tasks.hpp>
 
 #include "context_hints.hpp"
+#include "malloc_probe.hpp"
 #include "report_checks.hpp"
 #include "task_probe.hpp"
 
@@ -19,6 +20,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -372,6 +374,53 @@ BOOST_DATA_TEST_CASE(pulled_callables_stay_in_their_slots, context_hints, hint) 
   static_assert(std::is_trivially_destructible_v<checked_task<std::size_t>>);
   run_checked_tasks<std::size_t>(hint);
   run_checked_tasks<std::string>(hint);
+}
+
+// A source's slots are made for the run's limit and kept in blocks of at
+// most 32 KiB: under a limit of 1, one slot, not a block of 64 (of a task
+// of 480 bytes: 30 KiB), and a task of 256 KiB in a block of its own.
+namespace {
+template <std::size_t Size>
+struct sized_task {
+  std::array<char, Size> payload{};
+  std::size_t before = 0;
+  std::size_t* in_use = nullptr;
+
+  asio::awaitable<void> operator()() const {
+    *in_use = std::max(*in_use, malloc_in_use() - before);
+    co_return;
+  }
+};
+
+// The most the heap held above where it was, seen by the tasks of a run of
+// three under a limit of 1.
+template <std::size_t Size>
+std::size_t in_use_under_a_limit_of_one() {
+  asio::io_context ctx(1);
+  std::size_t pulled = 0, in_use = 0;
+  const std::size_t before = malloc_in_use();
+  auto source = [&]() -> std::optional<sized_task<Size>> {
+    if (pulled == 3) return std::nullopt;
+    ++pulled;
+    return sized_task<Size>{{}, before, &in_use};
+  };
+  result r;
+  graceful::async_run_tasks(ctx.get_executor(), source, 1, r.handler());
+  ctx.run();
+  BOOST_TEST(r.value.count(task_outcome::completed) == 3u);
+  return in_use;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_small_limit_makes_only_its_slots) {
+  const std::size_t small = in_use_under_a_limit_of_one<480>();
+  const std::size_t big = in_use_under_a_limit_of_one<256 * 1024>();
+  BOOST_TEST_MESSAGE("in use: " << small << " and " << big << " bytes");
+  if (malloc_counts) {  // a sanitizer's malloc keeps no count
+    BOOST_TEST(small < 16u * 1024);
+    BOOST_TEST(big > 256u * 1024);       // the task's slot was counted
+    BOOST_TEST(big < 256u * 1024 * 2);  // and nothing like 64 of them
+  }
 }
 
 BOOST_DATA_TEST_CASE(a_huge_limit_costs_what_the_source_runs, context_hints, hint) {
