@@ -300,7 +300,7 @@ struct task_list final : result_keeper<Task> {
 // frames, so that the ends of a mass cancel touch them in order. A block
 // stays under glibc's threshold (64 KiB) above which a free consolidates
 // every small chunk the tasks' frames left, which would delay the run's
-// completion (a task bigger than 32 KiB gets a block of its own). A
+// completion (a task bigger than 16 KiB gets a block of its own). A
 // callable that needs no destructor is not touched at its release at all.
 template <class Task>
 class slot_store {

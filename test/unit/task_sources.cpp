@@ -377,8 +377,10 @@ BOOST_DATA_TEST_CASE(pulled_callables_stay_in_their_slots, context_hints, hint) 
 }
 
 // A source's slots are made for the run's limit and kept in blocks of at
-// most 32 KiB: under a limit of 1, one slot, not a block of 64 (of a task
-// of 480 bytes: 30 KiB), and a task of 256 KiB in a block of its own.
+// most 32 KiB: three tasks under a limit of 1 take one slot, not a block of
+// 64 (of a 504-byte slot: 31.5 KiB); under a limit of 64, 4 KiB tasks take
+// a block of 4 slots, not of 64 (256 KiB), and a 256 KiB task a block of
+// its own.
 namespace {
 template <std::size_t Size>
 struct sized_task {
@@ -387,15 +389,16 @@ struct sized_task {
   std::size_t* in_use = nullptr;
 
   asio::awaitable<void> operator()() const {
-    *in_use = std::max(*in_use, malloc_in_use() - before);
+    const std::size_t now = malloc_in_use();
+    *in_use = std::max(*in_use, now > before ? now - before : 0);
     co_return;
   }
 };
 
 // The most the heap held above where it was, seen by the tasks of a run of
-// three under a limit of 1.
+// three, all started at once (none ends inline).
 template <std::size_t Size>
-std::size_t in_use_under_a_limit_of_one() {
+std::size_t in_use_by_three(std::size_t limit) {
   asio::io_context ctx(1);
   std::size_t pulled = 0, in_use = 0;
   const std::size_t before = malloc_in_use();
@@ -405,7 +408,7 @@ std::size_t in_use_under_a_limit_of_one() {
     return sized_task<Size>{{}, before, &in_use};
   };
   result r;
-  graceful::async_run_tasks(ctx.get_executor(), source, 1, r.handler());
+  graceful::async_run_tasks(ctx.get_executor(), source, limit, r.handler());
   ctx.run();
   BOOST_TEST(r.value.count(task_outcome::completed) == 3u);
   return in_use;
@@ -413,11 +416,13 @@ std::size_t in_use_under_a_limit_of_one() {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_small_limit_makes_only_its_slots) {
-  const std::size_t small = in_use_under_a_limit_of_one<480>();
-  const std::size_t big = in_use_under_a_limit_of_one<256 * 1024>();
-  BOOST_TEST_MESSAGE("in use: " << small << " and " << big << " bytes");
+  const std::size_t small = in_use_by_three<480>(1);
+  const std::size_t page = in_use_by_three<4096>(64);
+  const std::size_t big = in_use_by_three<256 * 1024>(1);
+  BOOST_TEST_MESSAGE("in use: " << small << ", " << page << " and " << big << " bytes");
   if (malloc_counts) {  // a sanitizer's malloc keeps no count
     BOOST_TEST(small < 16u * 1024);
+    BOOST_TEST(page < 64u * 1024);
     BOOST_TEST(big > 256u * 1024);       // the task's slot was counted
     BOOST_TEST(big < 256u * 1024 * 2);  // and nothing like 64 of them
   }
