@@ -14,7 +14,7 @@
 //   - a request already being read or handled may finish for --grace-ms; its
 //     response says "Connection: close", and the connection closes after it;
 //   - then what is left is cancelled (a cancelled request gets no response,
-//     never half of one: a response is written shielded), and after
+//     never half of one: no cancellation reaches a response's write), and after
 //     --drain-timeout-ms the rest is given up on;
 //   - every connection closes cleanly (FIN, then what the client still sends
 //     is read and dropped, so that a request sent meanwhile meets an end of
@@ -31,6 +31,8 @@
 #include <graceful/graceful.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -176,10 +178,14 @@ asio::awaitable<void> connection(tcp::socket socket, server& srv) {
       const bool close = !req.keep_alive() || srv.stopping;
       res.keep_alive(!close);
       res.prepare_payload();
-      // Shielded: a cancel never cuts a response in half. Bounded all the
-      // same: a client that reads nothing does not hold it for ever.
+      // Out of the cancellation's reach: the write's operations get a
+      // cancellation slot connected to nothing, so a cancel never cuts a
+      // response in half. One operation needs no graceful::shield (no frame,
+      // no hand-over); a coroutine of several, as close_cleanly, does.
+      // Bounded all the same: a client that reads nothing does not hold it
+      // for ever.
       stream.expires_after(30s);
-      co_await shielded(http::async_write(stream, res, asio::use_awaitable), srv);
+      co_await http::async_write(stream, res, asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
       stream.expires_never();
       ++srv.answered;
       if (close) break;
