@@ -7,8 +7,10 @@
 //   cancel_latency --tasks N --max-concurrent C [--cleanup sync|async] [--threads T]
 //                  [--source vector|lazy]
 //
-// --source lazy: the tasks come from a source (a callable that makes the
-// next one when a slot is free) instead of a vector of N: memory O(C).
+// --source lazy (the default): the tasks come from a source (a callable that
+// makes the next one when a slot is free), as a user with N = 1,000,000
+// would write it: memory O(C). --source vector: a vector of N tasks, the
+// seed's run_tasks(tasks, max_concurrent), memory O(N).
 #include "protocol_args.hpp"
 
 #include <graceful/graceful.hpp>

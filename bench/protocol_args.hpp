@@ -20,7 +20,8 @@ struct protocol_args {
   bool async_cleanup = false;
   std::size_t threads = 1;
   std::string variant;  // baselines only
-  bool lazy_source = false;  // graceful only: --source lazy (the tasks pulled from a source)
+  bool lazy_source = true;  // graceful only: --source lazy (default: the tasks pulled from a source)
+                            // or --source vector (a vector of N tasks)
 };
 
 [[noreturn]] inline void usage(const char* prog, const char* problem) {
