@@ -26,8 +26,14 @@
 //   signal_child outlived        a plain asio::signal_set holds SIGINT through a
 //                                run with force_exit_after = 3: afterwards the
 //                                set's action is back and the set gets SIGINT
+//   signal_child lazy_binding    a run over a task source whose tasks wait, then
+//                                await a shielded cleanup, all by error code;
+//                                getpgrp() once they all run and getppid() after
+//                                the run returns mark the dynamic linker's trace
+//                                (LD_DEBUG=bindings) for the test
 #include <graceful/graceful.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -43,6 +49,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <string_view>
@@ -79,6 +86,12 @@ void print_report(const char* name, const graceful::run_report& r, std::FILE* ou
 asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
   co_await t.async_wait(asio::use_awaitable);
+}
+
+// As sleep_for, but a cancel ends it without an exception.
+asio::awaitable<void> sleep_for_quietly(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
 enum class quirk { none, cleanup_throws, stubborn, epipe };
@@ -204,11 +217,40 @@ int stop_on_after_the_signal() {
   graceful::exit_process(report);
 }
 
+// What the run does from the signal to its return, with no exception and no
+// output of the child's own in between: the functions the dynamic linker
+// binds between the two markers are the shutdown path's.
+int lazy_binding() {
+  say("starting.");
+  std::size_t left = 3;
+  std::size_t started = 0;
+  auto next = [&]() -> std::optional<task> {
+    if (left == 0) return std::nullopt;
+    --left;
+    return task([&started]() -> asio::awaitable<void> {
+      if (++started == 3) {
+        // After the run's first fill has ended (it was on the way here).
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        (void)::getpgrp();  // the first marker
+        say("running.");
+      }
+      asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      co_await graceful::shield(sleep_for_quietly(1ms));
+    });
+  };
+  graceful::run_report r = graceful::run_tasks(next, 3);
+  (void)::getppid();  // the second marker
+  print_report("run", r);
+  graceful::exit_process(r);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string_view mode = argc > 1 ? argv[1] : "";
   if (mode == "async_stop_on") return async_stop_on();
+  if (mode == "lazy_binding") return lazy_binding();
   if (mode == "stop_on_after_the_signal") return stop_on_after_the_signal();
   if (mode == "twice") {
     auto first = graceful::run_tasks(sleepers(2, 1h), 2);

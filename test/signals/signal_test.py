@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -457,6 +458,38 @@ def stop_on_after_the_signal(exe):
     check(line in c.lines, f"missing {line!r}; got {c.lines}")
 
 
+def no_lazy_binding_on_the_shutdown_path(exe):
+    # exe: signal_child. With lazy binding (the default unless the program is
+    # linked with -z now), the dynamic linker resolves each function the
+    # program calls through its procedure linkage table at the first call.
+    # None of that may happen on the way from SIGINT to the run's return:
+    # inside the signal handler alone one binding took tens of microseconds.
+    # The child marks the window with getpgrp() (all tasks run) and getppid()
+    # (run_tasks returned); only the child's own bindings count (a runtime of
+    # a sanitizer binds on its own).
+    with tempfile.TemporaryDirectory() as d:
+        trace = os.path.join(d, "ld")
+        c = Child(exe, "lazy_binding", env={"LD_DEBUG": "bindings", "LD_DEBUG_OUTPUT": trace})
+        c.wait_for("running.", 1)
+        t = c.signal(signal.SIGINT)
+        expect(c, 0, 0, 0, signal.SIGINT, within=1.5, t_signal=t)
+        files = [f for f in os.listdir(d) if f.startswith("ld.")]
+        check(len(files) == 1, f"expected the child's trace, found {files}")
+        with open(os.path.join(d, files[0])) as f:
+            bindings = [line for line in f if "binding file" in line]
+    own = [b for b in bindings if f"binding file {exe} [0]" in b]
+    marks = [i for i, b in enumerate(own) if "`getpgrp'" in b or "`getppid'" in b]
+    if not own:
+        print("the program binds nothing lazily (linked with -z now?): nothing to check")
+        sys.exit(77)
+    check(len(marks) == 2, f"expected the two markers in the trace, found {len(marks)}")
+    window = [b.split("normal symbol")[-1].strip() for b in own[marks[0] + 1:marks[1]]]
+    print(f"bound between the markers: {window}")
+    check(not window, f"bound lazily on the shutdown path: {window}")
+    check("run: cause=1 signal=2 cancelled_running=0 completed=3 failed=0" in c.lines,
+          f"the run did not end as expected (its tasks end by error code): {c.lines}")
+
+
 def fork_after_a_run(exe):
     # exe: signal_child. The parent ran run_tasks once (its thread keeps that
     # io_context), then forked: the child's run must get the SIGTERM sent to
@@ -672,6 +705,7 @@ SCENARIOS = {f.__name__: f for f in [
     signal_storm, signals_during_startup, ignored_at_start, sigterm_then_sigint, cleanup_throws,
     stubborn_task,
     closed_stdout, pid_one, concurrent_runs, async_stop_on, stop_on_after_the_signal,
+    no_lazy_binding_on_the_shutdown_path,
     interrupt_all_slots_busy, interrupt_with_tasks_queued, interrupt_during_cleanup,
     rapid_repeated_interrupts, interrupt_before_any_task_starts, sigterm, many_tasks,
     no_signal, force_exit_after_three, run_twice, default_action_restored, report_after_sigterm,
