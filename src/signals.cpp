@@ -409,14 +409,18 @@ void validate(const signal_policy& p) {
   }
 }
 
-// Made once, before the first signal, the calls its path makes through the
-// program's procedure linkage table: with lazy binding (the default unless
-// the program is linked with -z now) the dynamic linker resolves a function
-// at its first call, and for these that is inside the signal handler (Asio's
+// Made once, before the first signal, the calls that the signal's path
+// through Asio and graceful makes through the program's procedure linkage
+// table: with lazy binding (the default unless the program is linked with
+// -z now or built with -fno-plt) the dynamic linker resolves a function at
+// its first call, and for these that is inside the signal handler (Asio's
 // saves errno), on the way to the shutdown (the read of Asio's signal pipe)
-// or at the run's end (the scheduler's wake when it runs out of work):
-// measured at tens of microseconds on the first signal's way. Each call here
-// fails or does nothing.
+// or at the run's end (the scheduler's wake when it runs out of work, a
+// source's slot blocks): tens of microseconds on the first signal's way.
+// Each call here fails or does nothing (a replaced operator delete[] sees a
+// null pointer). What the tasks themselves call first on their way out (the
+// C++ runtime's exception machinery, for a task cancelled by exception) is
+// theirs: -z now binds everything at start-up.
 void bind_signal_path() noexcept {
   static const bool bound = [] {
     const int saved = errno;
