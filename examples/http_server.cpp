@@ -18,7 +18,8 @@
 //     --drain-timeout-ms the rest is given up on;
 //   - every connection closes cleanly (FIN, then what the client still sends
 //     is read and dropped, so that a request sent meanwhile meets an end of
-//     stream, not a reset);
+//     stream, not a reset; responses still on their way to a slow reader
+//     are waited for);
 //   - the server prints "served N of M requests read" and "closed N of M
 //     connections cleanly" on stdout and the registry's report on stderr,
 //     and dies by the signal.
@@ -44,11 +45,16 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <iostream>
 #include <list>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -129,21 +135,51 @@ asio::awaitable<http::response<http::string_body>> handle(const http::request<ht
   co_return res;
 }
 
+// The bytes written to `socket` that its peer has not acknowledged yet
+// (Linux: SIOCOUTQ); 0 where that cannot be read.
+int unacknowledged(tcp::socket& socket) {
+  int n = 0;
+  if (::ioctl(socket.native_handle(), SIOCOUTQ, &n) != 0) return 0;
+  return n;
+}
+
 // Closes cleanly: FIN first, then what the client still sends is read and
-// dropped until it closes too (at most 500 ms): a close with unread data
-// would send a reset instead.
+// dropped until it closes too. A close with unread data sends a reset, and
+// a reset throws away what the server's kernel has not delivered yet: so
+// the wait is 500 ms for the client's end, and longer while a response
+// written before is still on its way (a client that pipelines requests and
+// reads slowly), up to 30 s in all. The waits end a read by cancelling it:
+// the stream's own timeout would close the socket, with a reset.
 asio::awaitable<void> close_cleanly(beast::tcp_stream& stream, server& srv) {
+  tcp::socket& socket = stream.socket();
   boost::system::error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream.expires_after(500ms);
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_never();
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  asio::steady_timer window(socket.get_executor());
+  // Which read the window's end is for: a timer handler already queued when
+  // its read completed leaves the next read (and a socket gone) alone.
+  auto reading = std::make_shared<std::uint64_t>(0);
   char sink[4096];
   boost::system::error_code end;
+  window.expires_after(500ms);
   while (!end) {
-    auto [e, n] = co_await stream.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
+    window.async_wait([&socket, reading, read = *reading](boost::system::error_code e) {
+      if (!e && *reading == read) socket.cancel();
+    });
+    auto [e, n] = co_await socket.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
+    ++*reading;
+    window.cancel();
     end = e;
+    if (end == asio::error::operation_aborted && unacknowledged(socket) > 0 &&
+        std::chrono::steady_clock::now() < give_up) {
+      end = {};  // still delivering: another 500 ms
+      window.expires_after(500ms);
+    }
   }
-  stream.socket().close(ec);
-  // Clean only if the client closed too: after the 500 ms (or a reset) the
+  *reading = UINT64_MAX;  // no read of this socket any more
+  socket.close(ec);
+  // Clean only if the client closed too: after the wait (or a reset) the
   // close may have had unread data to reset.
   if (end == asio::error::eof) ++srv.closed;
 }
