@@ -148,14 +148,18 @@ int unacknowledged(tcp::socket& socket) {
 // a reset throws away what the server's kernel has not delivered yet: so
 // the wait is 500 ms for the client's end, and longer while a response
 // written before is still on its way (a client that pipelines requests and
-// reads slowly), up to 30 s in all. The waits end a read by cancelling it:
-// the stream's own timeout would close the socket, with a reset.
+// reads slowly), up to 30 s in all (a connection task's wait ends earlier if
+// the drain's budget does). A window ends when its timer cancels the read,
+// or at the first read completed after it, whichever comes first: a client
+// that keeps sending completes every read at once, ahead of the timer. (The
+// stream's own timeout would close the socket, with a reset.)
 asio::awaitable<void> close_cleanly(beast::tcp_stream& stream, server& srv) {
+  using clock = std::chrono::steady_clock;
   tcp::socket& socket = stream.socket();
   boost::system::error_code ec;
   socket.shutdown(tcp::socket::shutdown_send, ec);
   stream.expires_never();
-  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  const auto give_up = clock::now() + 30s;
   asio::steady_timer window(socket.get_executor());
   // Which read the window's end is for: a timer handler already queued when
   // its read completed leaves the next read (and a socket gone) alone.
@@ -171,16 +175,20 @@ asio::awaitable<void> close_cleanly(beast::tcp_stream& stream, server& srv) {
     ++*reading;
     window.cancel();
     end = e;
-    if (end == asio::error::operation_aborted && unacknowledged(socket) > 0 &&
-        std::chrono::steady_clock::now() < give_up) {
+    const auto now = clock::now();
+    const bool window_over = end == asio::error::operation_aborted || (!end && now >= window.expiry());
+    if (!window_over) continue;
+    if (unacknowledged(socket) > 0 && now < give_up) {
       end = {};  // still delivering: another 500 ms
       window.expires_after(500ms);
+    } else if (!end) {
+      end = asio::error::timed_out;  // the client is still sending
     }
   }
   *reading = UINT64_MAX;  // no read of this socket any more
   socket.close(ec);
-  // Clean only if the client closed too: after the wait (or a reset) the
-  // close may have had unread data to reset.
+  // Clean only if the client closed too: otherwise the close may have had
+  // unread data to reset.
   if (end == asio::error::eof) ++srv.closed;
 }
 
