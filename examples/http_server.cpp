@@ -162,7 +162,8 @@ asio::awaitable<void> close_cleanly(beast::tcp_stream& stream, server& srv) {
   const auto give_up = clock::now() + 30s;
   asio::steady_timer window(socket.get_executor());
   // Which read the window's end is for: a timer handler already queued when
-  // its read completed leaves the next read (and a socket gone) alone.
+  // its read completed finds the count moved on (each completed read moves
+  // it first) and leaves the next read, or a socket gone, alone.
   auto reading = std::make_shared<std::uint64_t>(0);
   char sink[4096];
   boost::system::error_code end;
@@ -185,7 +186,6 @@ asio::awaitable<void> close_cleanly(beast::tcp_stream& stream, server& srv) {
       end = asio::error::timed_out;  // the client is still sending
     }
   }
-  *reading = UINT64_MAX;  // no read of this socket any more
   socket.close(ec);
   // Clean only if the client closed too: otherwise the close may have had
   // unread data to reset.
