@@ -2,13 +2,20 @@
 //   spawn_and_join_empty:   spawn a task that returns at once, join it
 //   cancel_and_join_one:    cancel one running task (waiting on a timer), join it
 //   cancel_and_join_many:   cancel_all of N running tasks, join them
+//   await_in_task:          one awaited yield inside a task of the registry
+//   await_in_coroutine:     the same in a coroutine co_spawned on the
+//                           io_context's own executor: the difference is what
+//                           a task's executor adds to each operation it awaits
 // Argument: the io_context's concurrency hint (-1: Asio's default; 1: run
 // from one thread, where the registry's tasks need no strand).
 #include <graceful/task_registry.hpp>
 
 #include <benchmark/benchmark.h>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -86,6 +93,41 @@ BENCHMARK(cancel_and_join_many)
     ->Args({100'000, BOOST_ASIO_CONCURRENCY_HINT_DEFAULT})
     ->Args({100'000, 1})
     ->Unit(benchmark::kMillisecond);
+
+// The per-operation price of a task's executor: `awaits` yields (a post to
+// the coroutine's own executor, awaited) in a loop, timed per await. Both run
+// on one thread with concurrency hint 1 (no strand), with no I/O object, so
+// that no reactor's system call per turn of the loop hides the difference:
+// only who spawned the coroutine differs. (A zero-length timer instead costs
+// two timerfd_settime and an epoll_wait per await here, and the difference
+// drowns in them.)
+constexpr int awaits = 1'000;
+
+asio::awaitable<void> yield_loop(std::size_t& done) {
+  auto ex = co_await asio::this_coro::executor;
+  for (int i = 0; i < awaits; ++i, ++done) co_await asio::post(ex, asio::use_awaitable);
+}
+
+template <bool InTask>
+void await_in(benchmark::State& state) {
+  asio::io_context ctx(1);
+  graceful::task_registry reg(ctx.get_executor());
+  std::size_t done = 0;
+  for (auto _ : state) {
+    if constexpr (InTask) {
+      reg.spawn([&]() { return yield_loop(done); });
+    } else {
+      asio::co_spawn(ctx, yield_loop(done), asio::detached);
+    }
+    ctx.restart();
+    ctx.run();
+  }
+  if (done != static_cast<std::size_t>(state.iterations()) * awaits) state.SkipWithError("lost an await");
+  state.counters["ns_per_await"] = benchmark::Counter(static_cast<double>(done),
+                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(await_in<true>)->Name("await_in_task");
+BENCHMARK(await_in<false>)->Name("await_in_coroutine");
 
 }  // namespace
 
