@@ -200,39 +200,60 @@ asio::awaitable<T> shielded(asio::awaitable<T> op, const server& srv) {
   co_return co_await graceful::shield(std::move(op));
 }
 
+// The connection's requests, one after the other, until the client goes, the
+// stop finds the connection idle, or a cancel ends the request in progress.
+asio::awaitable<void> serve(beast::tcp_stream& stream, beast::flat_buffer& buffer, server& srv) {
+  while (!srv.stopping) {
+    http::request_parser<http::string_body> parser;
+    {
+      // Reading the next request: the stop may cancel the read.
+      auto self = srv.waiting.insert(srv.waiting.end(), server::connection{&stream, &buffer, &parser});
+      struct leave {
+        server& srv;
+        std::list<server::connection>::iterator self;
+        ~leave() { srv.waiting.erase(self); }
+      } on_exit{srv, self};
+      co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
+    }
+    http::request<http::string_body> req = parser.release();
+    ++srv.read;
+    http::response<http::string_body> res = co_await handle(req, srv);
+    const bool close = !req.keep_alive() || srv.stopping;
+    res.keep_alive(!close);
+    res.prepare_payload();
+    // Out of the cancellation's reach: the write's operations get a
+    // cancellation slot connected to nothing, so a cancel never cuts a
+    // response in half. One operation needs no graceful::shield (no frame,
+    // no hand-over); a coroutine of several, as close_cleanly, does.
+    // Bounded all the same: a client that reads nothing does not hold it
+    // for ever.
+    stream.expires_after(30s);
+    co_await http::async_write(stream, res, asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
+    stream.expires_never();
+    ++srv.answered;
+    if (close) break;
+  }
+}
+
+// A connection's task. Its requests run in a coroutine of their own on the
+// socket's executor (the io_context's), which the task awaits: each of their
+// operations then completes straight into that coroutine, where on the
+// task's own executor each would go through graceful's relay (the README's
+// "Performance" has what that costs this server). The task's cancellation
+// reaches the coroutine through co_spawn, and Asio's default for a
+// co_spawned coroutine (throw_if_cancelled) ends it at its next co_await if
+// the cancel came between two of its operations. The shielded close runs in
+// the task, where graceful holds the cancellation back. Safe here because
+// one thread runs the io_context: Asio forwards the cancel into the
+// coroutine through a dispatch to its executor, which must run inline.
 asio::awaitable<void> connection(tcp::socket socket, server& srv) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   try {
-    while (!srv.stopping) {
-      http::request_parser<http::string_body> parser;
-      {
-        // Reading the next request: the stop may cancel the read.
-        auto self = srv.waiting.insert(srv.waiting.end(), server::connection{&stream, &buffer, &parser});
-        struct leave {
-          server& srv;
-          std::list<server::connection>::iterator self;
-          ~leave() { srv.waiting.erase(self); }
-        } on_exit{srv, self};
-        co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
-      }
-      http::request<http::string_body> req = parser.release();
-      ++srv.read;
-      http::response<http::string_body> res = co_await handle(req, srv);
-      const bool close = !req.keep_alive() || srv.stopping;
-      res.keep_alive(!close);
-      res.prepare_payload();
-      // Out of the cancellation's reach: the write's operations get a
-      // cancellation slot connected to nothing, so a cancel never cuts a
-      // response in half. One operation needs no graceful::shield (no frame,
-      // no hand-over); a coroutine of several, as close_cleanly, does.
-      // Bounded all the same: a client that reads nothing does not hold it
-      // for ever.
-      stream.expires_after(30s);
-      co_await http::async_write(stream, res, asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
-      stream.expires_never();
-      ++srv.answered;
-      if (close) break;
+    if (srv.plain) {
+      co_await serve(stream, buffer, srv);
+    } else {
+      co_await asio::co_spawn(stream.get_executor(), serve(stream, buffer, srv), asio::use_awaitable);
     }
   } catch (const boost::system::system_error&) {
     // The client went (end of stream, a reset), the stop found the
