@@ -202,6 +202,11 @@ asio::awaitable<T> shielded(asio::awaitable<T> op, const server& srv) {
 
 // The connection's requests, one after the other, until the client goes, the
 // stop finds the connection idle, or a cancel ends the request in progress.
+// Nothing can cancel it before its first read has suspended it (the task
+// starts it inline in its first step, and the registry drops a task that has
+// not begun when the stop comes): co_spawn's entry point in Boost 1.81 and
+// 1.83 awaits a post after a coroutine that never suspended, which would
+// throw out of io_context::run() had that coroutine been cancelled.
 asio::awaitable<void> serve(beast::tcp_stream& stream, beast::flat_buffer& buffer, server& srv) {
   while (!srv.stopping) {
     http::request_parser<http::string_body> parser;
@@ -213,7 +218,14 @@ asio::awaitable<void> serve(beast::tcp_stream& stream, beast::flat_buffer& buffe
         std::list<server::connection>::iterator self;
         ~leave() { srv.waiting.erase(self); }
       } on_exit{srv, self};
-      co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
+      // A co_await of this coroutine's own for each step of Beast's read, not
+      // one http::async_read: between two of its steps (a post, after a part
+      // parsed from the buffer) nothing of the read is pending, and a cancel
+      // that comes then is seen only at this coroutine's next co_await.
+      parser.eager(true);
+      do {
+        co_await http::async_read_some(stream, buffer, parser, asio::use_awaitable);
+      } while (!parser.is_done());
     }
     http::request<http::string_body> req = parser.release();
     ++srv.read;
