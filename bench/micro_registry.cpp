@@ -2,12 +2,13 @@
 //   spawn_and_join_empty:   spawn a task that returns at once, join it
 //   cancel_and_join_one:    cancel one running task (waiting on a timer), join it
 //   cancel_and_join_many:   cancel_all of N running tasks, join them
+// Argument (of these three): the io_context's concurrency hint (-1: Asio's
+// default; 1: run from one thread, where the registry's tasks need no strand).
+// And the cost of each operation a task awaits (one thread, hint 1):
 //   await_in_task:          one awaited yield inside a task of the registry
 //   await_in_coroutine:     the same in a coroutine co_spawned on the
 //                           io_context's own executor: the difference is what
 //                           a task's executor adds to each operation it awaits
-// Argument: the io_context's concurrency hint (-1: Asio's default; 1: run
-// from one thread, where the registry's tasks need no strand).
 #include <graceful/task_registry.hpp>
 
 #include <benchmark/benchmark.h>
